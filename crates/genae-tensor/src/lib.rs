@@ -1,0 +1,46 @@
+//! # genae-tensor
+//!
+//! Small, dependable helpers on top of [`tch`] that every other genae crate builds on:
+//!
+//! - [`DeviceSpec`]: parse `auto`, `cpu`, `cuda`, `cuda:N` (from a config value or the
+//!   `GENAE_DEVICE` environment variable) and resolve it to a [`tch::Device`];
+//! - [`seed_everything`]: seed libtorch's CPU and CUDA generators;
+//! - [`DiagGaussian`]: a diagonal Gaussian with `rsample`, `log_prob`, `mean`,
+//!   `kl_to_standard_normal` and KL to another diagonal Gaussian;
+//! - [`bernoulli_logits_log_prob`], [`log_mean_exp`], [`sum_except_batch`]: likelihood helpers;
+//! - [`tensor_from_array`], [`array_from_tensor`], [`tensor_from_u8_images`]: conversions at the
+//!   boundary with plain buffers and `ndarray`;
+//! - [`save_image_grid`]: write a batch of images as one PNG grid.
+//!
+//! Everything works on whatever device its input tensors live on.
+//!
+//! ```
+//! use genae_tensor::{seed_everything, DiagGaussian};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! seed_everything(0);
+//! let mean = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
+//! let log_var = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
+//! let q = DiagGaussian::new(mean, log_var).unwrap();
+//! let z = q.rsample();
+//! assert_eq!(z.size(), vec![4, 2]);
+//! // KL of a standard normal to itself is zero.
+//! assert_eq!(q.kl_to_standard_normal().abs().max().double_value(&[]), 0.0);
+//! ```
+
+mod convert;
+mod device;
+mod distributions;
+mod error;
+mod image_grid;
+mod likelihood;
+
+pub use convert::{array_from_tensor, tensor_from_array, tensor_from_u8_images};
+pub use device::{seed_everything, DeviceSpec, DEVICE_ENV_VAR};
+pub use distributions::DiagGaussian;
+pub use error::TensorError;
+pub use image_grid::save_image_grid;
+pub use likelihood::{bernoulli_logits_log_prob, log_mean_exp, sum_except_batch, LOG_2PI};
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, TensorError>;
