@@ -1,1 +1,98 @@
-fn main(){}
+//! `cargo xtask`: genae's task runner.
+//!
+//! It links neither tch nor any workspace library crate, so it builds before libtorch exists
+//! (installing libtorch is its first job). Commands:
+//!
+//! - `setup`: libtorch 2.11.0 (pip torch in `.genae/venv`, or your `LIBTORCH`) linked as
+//!   `.genae/libtorch`, and Fashion-MNIST; idempotent and fast once done.
+//! - `doctor`: what torch, Python, the data and tch see.
+//! - `test`: setup, `cargo fmt --check`, clippy with `-D warnings`, `cargo test --workspace`.
+//! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
+
+mod checks;
+mod dataset;
+mod doctor;
+mod experiment;
+mod libtorch;
+mod process;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// genae's task runner (run it as `cargo xtask <command>`).
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Task,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+enum Task {
+    /// Install or check libtorch 2.11.0 (.genae/venv + .genae/libtorch) and Fashion-MNIST.
+    ///
+    /// Idempotent: once done, a rerun only checks .genae/setup.stamp. A LIBTORCH you set
+    /// (other than .genae/libtorch) is used instead of the venv.
+    Setup,
+    /// Report torch/CUDA as Python and as tch (the `genae doctor` binary) see them.
+    Doctor,
+    /// Setup, then `cargo fmt --check`, clippy (-D warnings) and `cargo test --workspace`.
+    Test,
+    /// Setup, build `genae` (release) and run `genae train <config>` from the workspace root.
+    Experiment {
+        /// A config file path, or the name of one in crates/genae-lab/configs (without .toml).
+        #[arg(default_value = "default")]
+        config: String,
+        /// Override a config value (repeatable), passed on as `--set KEY=VALUE`.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<String>,
+    },
+}
+
+/// Accepts `key=value` with a non-empty key.
+fn parse_key_value(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => Ok(s.to_owned()),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+}
+
+/// The release `genae` binary: `$CARGO_TARGET_DIR/release/genae` if that is set, else
+/// `<root>/target/release/genae`.
+pub fn genae_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|v| root().join(v))
+        .unwrap_or_else(|| root().join("target"));
+    target.join("release").join("genae")
+}
+
+/// Parses the command line, runs the command, and maps errors to a non-zero exit code.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Setup => setup::run().map(|_| ExitCode::SUCCESS),
+        Task::Doctor => doctor::run().map(|()| ExitCode::SUCCESS),
+        Task::Test => checks::run().map(|()| ExitCode::SUCCESS),
+        Task::Experiment { config, set } => experiment::run(&config, &set),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

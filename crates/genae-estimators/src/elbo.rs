@@ -72,7 +72,7 @@ pub fn elbo_with_samples<M: LatentVariableModel + ?Sized>(
         model
             .log_likelihood(&xs, &z)?
             .view([n_samples, n])
-            .mean_dim(0, false, Kind::Float)
+            .mean_dim(0, false, None::<Kind>)
     };
     Ok(ElboTerms {
         elbo: &reconstruction - &kl,

@@ -1,1 +1,34 @@
-//! x
+//! # genae-lab
+//!
+//! The experiment engine of genae and the `genae` binary. A run is described by a TOML config
+//! (see [`ConfigFile`] for every field and its default), validated once into a
+//! [`ValidConfig`], and executed by [`run_experiment`], which trains the model, evaluates it
+//! every epoch and writes a run directory:
+//!
+//! | file | content |
+//! |---|---|
+//! | `config.toml` | the resolved config, every default written out |
+//! | `metrics.jsonl` | one JSON line per epoch: train and test ELBO, reconstruction, KL, seconds, examples/s |
+//! | `summary.json` | final numbers: `model`, `dataset`, `test.elbo`, `test.kl`, `test.reconstruction`, `train.examples_per_s`, `train.seconds`, … |
+//! | `reconstructions.png` | test images (top) over their reconstructions (bottom) |
+//! | `samples.png` | decoder means of prior samples |
+//! | `model.safetensors` | the final parameters |
+//!
+//! ```no_run
+//! use genae_lab::{run_experiment, ValidConfig};
+//! let config = ValidConfig::from_toml_str("[train]\nepochs = 2\n", "inline", &[]).unwrap();
+//! let summary = run_experiment(&config).unwrap();
+//! println!("test ELBO {:.2} nats, run in {}", summary.test.elbo, summary.run_dir.display());
+//! ```
+
+mod config;
+mod engine;
+mod progress;
+mod run_dir;
+
+pub use config::{
+    apply_override, ConfigError, ConfigFile, DataSection, DatasetKind, EvalSection, ModelKind,
+    ModelSection, TrainSection, ValidConfig,
+};
+pub use engine::{run_experiment, EpochMetrics, LabError, RunSummary, SplitMetrics};
+pub use run_dir::RunDir;

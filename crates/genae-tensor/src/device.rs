@@ -106,6 +106,9 @@ impl DeviceSpec {
 
 /// Seeds libtorch's random generators (CPU, and every CUDA device when there is one), so that
 /// parameter initialisation, `randn`, `randperm` and dropout repeat from run to run.
+///
+/// The generators are global to the process: runs on parallel threads draw from the same
+/// stream, so keep seeded work that must repeat on one thread at a time.
 pub fn seed_everything(seed: u64) {
     tch::manual_seed(seed as i64);
     if Cuda::is_available() {

@@ -88,13 +88,13 @@ impl DiagGaussian {
             ),
         })?;
         let per_dim = (&diff * &diff) * (-&self.log_var).exp() + &self.log_var + LOG_2PI;
-        Ok(per_dim.sum_dim_intlist(-1, false, Kind::Float) * -0.5)
+        Ok(per_dim.sum_dim_intlist(-1, false, None::<Kind>) * -0.5)
     }
 
     /// `KL(self || N(0, I)) = ½ Σ (mean² + var − log var − 1)`, summed over the last dimension.
     pub fn kl_to_standard_normal(&self) -> Tensor {
         let per_dim = self.mean.square() + self.variance() - &self.log_var - 1.0;
-        per_dim.sum_dim_intlist(-1, false, Kind::Float) * 0.5
+        per_dim.sum_dim_intlist(-1, false, None::<Kind>) * 0.5
     }
 
     /// `KL(self || other)` for another diagonal Gaussian of a broadcast-compatible shape:
@@ -114,7 +114,7 @@ impl DiagGaussian {
         let per_dim = &other.log_var - &self.log_var
             + (self.variance() + diff.square()) * (-&other.log_var).exp()
             - 1.0;
-        Ok(per_dim.sum_dim_intlist(-1, false, Kind::Float) * 0.5)
+        Ok(per_dim.sum_dim_intlist(-1, false, None::<Kind>) * 0.5)
     }
 
     /// Moves both parameters to `device`.
@@ -147,13 +147,19 @@ mod tests {
     fn log_prob_matches_hand_computed_values() {
         // N(z; 1, 4) at z = 3 in 1-d: -½ ln(2π·4) − (3−1)²/(2·4) = -0.5 ln(8π) − 0.5.
         let q = gaussian(&[1.0], &[4f32.ln()]);
-        let got = scalar(&q.log_prob(&Tensor::from_slice(&[3f32]).view([1, 1])).unwrap());
+        let got = scalar(
+            &q.log_prob(&Tensor::from_slice(&[3f32]).view([1, 1]))
+                .unwrap(),
+        );
         let want = -0.5 * (8.0 * std::f64::consts::PI).ln() - 0.5;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
 
         // 2-d standard normal at the origin: -ln(2π).
         let p = gaussian(&[0.0, 0.0], &[0.0, 0.0]);
-        let got = scalar(&p.log_prob(&Tensor::zeros([1, 2], (Kind::Float, Device::Cpu))).unwrap());
+        let got = scalar(
+            &p.log_prob(&Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)))
+                .unwrap(),
+        );
         assert!((got + (2.0 * std::f64::consts::PI).ln()).abs() < 1e-5);
     }
 
@@ -191,7 +197,10 @@ mod tests {
             .sum();
         assert!((analytic - hand).abs() < 1e-5, "{analytic} vs {hand}");
         let mc = mc.double_value(&[]);
-        assert!((mc - analytic).abs() < 0.02, "MC {mc} vs analytic {analytic}");
+        assert!(
+            (mc - analytic).abs() < 0.02,
+            "MC {mc} vs analytic {analytic}"
+        );
     }
 
     #[test]
@@ -222,7 +231,9 @@ mod tests {
     #[test]
     fn rsample_has_the_right_moments_and_carries_gradients() {
         tch::manual_seed(3);
-        let mean = Tensor::from_slice(&[1.5f32, -2.0]).view([1, 2]).set_requires_grad(true);
+        let mean = Tensor::from_slice(&[1.5f32, -2.0])
+            .view([1, 2])
+            .set_requires_grad(true);
         let log_var = Tensor::from_slice(&[0.0f32, 2.0]).view([1, 2]);
         let q = DiagGaussian::new(mean.shallow_clone(), log_var).unwrap();
         let z = q.rsample_n(100_000);

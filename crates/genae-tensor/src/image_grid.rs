@@ -10,9 +10,13 @@ use crate::{Result, TensorError};
 const PAD: usize = 2;
 /// Grey level of the padding, so binary images stay distinguishable from the frame.
 const PAD_LEVEL: u8 = 128;
+/// Images smaller than this many pixels on their longer side are enlarged (nearest neighbour,
+/// by an integer factor) so that small images stay readable.
+const MIN_CELL: usize = 64;
 
 /// Writes `images` (`[N, C, H, W]`, `C` = 1 or 3, values in `[0, 1]`, clamped) as a PNG grid
-/// with `ncol` images per row. The file is written to a temporary name and renamed, so a reader
+/// with `ncol` images per row. Images smaller than 64 pixels are enlarged by the largest
+/// integer factor that keeps them within 64 pixels (nearest neighbour). The file is written to a temporary name and renamed, so a reader
 /// never sees a half-written image.
 ///
 /// ```
@@ -53,17 +57,20 @@ pub fn save_image_grid(images: &Tensor, ncol: usize, path: &Path) -> Result<()> 
             .f_view([-1])?;
         Vec::<u8>::try_from(&t)?
     };
+    let zoom = (MIN_CELL / h.max(w)).max(1);
+    let (cell_h, cell_w) = (h * zoom, w * zoom);
     let ncol = ncol.min(n);
     let nrow = n.div_ceil(ncol);
-    let width = ncol * (w + PAD) + PAD;
-    let height = nrow * (h + PAD) + PAD;
+    let width = ncol * (cell_w + PAD) + PAD;
+    let height = nrow * (cell_h + PAD) + PAD;
     let mut canvas = vec![PAD_LEVEL; width * height * 3];
     for (index, image) in bytes.chunks_exact(h * w * c).enumerate() {
         let (row, col) = (index / ncol, index % ncol);
-        for y in 0..h {
-            for x in 0..w {
-                let dst = ((PAD + row * (h + PAD) + y) * width + PAD + col * (w + PAD) + x) * 3;
-                let src = (y * w + x) * c;
+        for y in 0..cell_h {
+            for x in 0..cell_w {
+                let dst =
+                    ((PAD + row * (cell_h + PAD) + y) * width + PAD + col * (cell_w + PAD) + x) * 3;
+                let src = ((y / zoom) * w + x / zoom) * c;
                 for channel in 0..3 {
                     canvas[dst + channel] = image[src + if c == 3 { channel } else { 0 }];
                 }
@@ -110,14 +117,19 @@ mod tests {
     fn grid_has_the_expected_size_and_pixels() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.png");
-        // Five 4x3 images, the k-th filled with k/4.
+        // Five 4x3 images (enlarged 16 times to 64x48), the k-th filled with k/4.
         let images = Tensor::arange(5, (Kind::Float, Device::Cpu)).view([5, 1, 1, 1]) / 4.0;
         let images = images.expand([5, 1, 4, 3], false);
         save_image_grid(&images, 2, &path).unwrap();
         let png = image::open(&path).unwrap().to_rgb8();
-        assert_eq!(png.dimensions(), ((2 * 5 + 2) as u32, (3 * 6 + 2) as u32));
+        let (cell_w, cell_h) = (48 + PAD as u32, 64 + PAD as u32);
+        assert_eq!(png.dimensions(), (2 * cell_w + 2, 3 * cell_h + 2));
         // Image 3 sits at row 1, column 1; its value is 3/4 → 191.
-        assert_eq!(png.get_pixel(2 + 5, 2 + 6)[0], 191);
+        assert_eq!(png.get_pixel(2 + cell_w, 2 + cell_h)[0], 191);
+        assert_eq!(
+            png.get_pixel(2 + 2 * cell_w - 3, 2 + 2 * cell_h - 3)[0],
+            191
+        );
         assert_eq!(png.get_pixel(0, 0)[0], PAD_LEVEL);
         assert!(!dir.path().join(".g.png.tmp").exists());
     }

@@ -12,7 +12,7 @@ pub fn sum_except_batch(t: &Tensor) -> Tensor {
     if t.dim() <= 1 {
         t.shallow_clone()
     } else {
-        t.flatten(1, -1).sum_dim_intlist(-1, false, Kind::Float)
+        t.flatten(1, -1).sum_dim_intlist(-1, false, None::<Kind>)
     }
 }
 
@@ -80,7 +80,9 @@ mod tests {
     fn bernoulli_is_stable_for_huge_logits() {
         let l = Tensor::from_slice(&[80.0f32, -80.0]).view([1, 2]);
         let x = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
-        let v = bernoulli_logits_log_prob(&l, &x).unwrap().double_value(&[0]);
+        let v = bernoulli_logits_log_prob(&l, &x)
+            .unwrap()
+            .double_value(&[0]);
         assert!(v.is_finite() && v.abs() < 1e-6);
     }
 

@@ -177,7 +177,11 @@ mod tests {
         assert_eq!(mlp.output_dim(), 3);
         let y = mlp.forward(&Tensor::ones([4, 5], (Kind::Float, Device::Cpu)));
         assert_eq!(y.size(), vec![4, 3]);
-        let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
         assert_eq!(params, 5 * 7 + 7 + 7 * 3 + 3);
     }
 
@@ -187,7 +191,10 @@ mod tests {
             assert_eq!(a.name().parse::<Activation>().unwrap(), a);
         }
         let err = "sigmoidish".parse::<Activation>().unwrap_err().to_string();
-        assert!(err.contains("sigmoidish") && err.contains("leaky_relu"), "{err}");
+        assert!(
+            err.contains("sigmoidish") && err.contains("leaky_relu"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl VaeConfig {
 fn flatten_input(x: &Tensor, expected: i64, what: &'static str) -> Result<Tensor> {
     let shape_error = || ZooError::Shape {
         what,
-        detail: format!("expected [N, {expected}] (or [N, ...] with {expected} values per example), got {:?}", x.size()),
+        detail: format!(
+            "expected [N, {expected}] (or [N, ...] with {expected} values per example), got {:?}",
+            x.size()
+        ),
     };
     if x.dim() < 2 {
         return Err(shape_error());
@@ -104,7 +107,10 @@ impl GaussianEncoder {
         let h = self
             .trunk
             .forward(&flatten_input(x, self.trunk.input_dim(), "encode")?);
-        Ok(DiagGaussian::new(h.apply(&self.mean), h.apply(&self.log_var))?)
+        Ok(DiagGaussian::new(
+            h.apply(&self.mean),
+            h.apply(&self.log_var),
+        )?)
     }
 }
 
@@ -136,7 +142,11 @@ impl BernoulliDecoder {
         if z.dim() != 2 || z.size()[1] != self.latent_dim {
             return Err(ZooError::Shape {
                 what: "decode",
-                detail: format!("expected z of shape [N, {}], got {:?}", self.latent_dim, z.size()),
+                detail: format!(
+                    "expected z of shape [N, {}], got {:?}",
+                    self.latent_dim,
+                    z.size()
+                ),
             });
         }
         Ok(self.net.forward(z))
@@ -294,8 +304,16 @@ mod tests {
     fn parameters_are_named_by_role() {
         let (vs, _vae) = small();
         let names: Vec<String> = vs.variables().into_keys().collect();
-        for expected in ["encoder.trunk.layer0.weight", "encoder.mean.bias", "encoder.log_var.weight", "decoder.layer2.weight"] {
-            assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+        for expected in [
+            "encoder.trunk.layer0.weight",
+            "encoder.mean.bias",
+            "encoder.log_var.weight",
+            "decoder.layer2.weight",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} not in {names:?}"
+            );
         }
     }
 

@@ -1,0 +1,549 @@
+//! Experiment configs: the TOML file format, `--set` overrides, and validation into
+//! [`ValidConfig`], the only form the engine accepts.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use genae_tensor::DeviceSpec;
+use genae_zoo::{Activation, VaeConfig};
+use serde::{Deserialize, Serialize};
+
+/// A config problem, always naming the file or field concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config `{source_name}` is not valid TOML: {message}")]
+    Syntax {
+        /// The file (or `<string>`).
+        source_name: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key that does not exist or a value of the wrong type.
+    #[error("config `{source_name}`, field `{field}`: {message}")]
+    Field {
+        /// The file (or `<string>`).
+        source_name: String,
+        /// The dotted path of the field (the enclosing table for an unknown key).
+        field: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value of the right type outside its allowed range.
+    #[error("config field `{field}`: {reason}")]
+    Invalid {
+        /// The dotted path of the field.
+        field: &'static str,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// A malformed `--set key=value` argument.
+    #[error("override `{arg}`: {reason}")]
+    Override {
+        /// The argument as given.
+        arg: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Result type of config handling.
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// The data sets the engine can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// The procedural shapes set of genae-data (the embedded default).
+    Shapes,
+}
+
+impl fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shapes => f.write_str("shapes"),
+        }
+    }
+}
+
+/// The models the engine can train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// The VAE of genae-zoo (Gaussian encoder, Bernoulli decoder).
+    Vae,
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vae => f.write_str("vae"),
+        }
+    }
+}
+
+/// An experiment config as written in TOML. Every field has a default, so a file only lists
+/// what it changes; unknown keys are errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Run name: the run directory is `<output_dir>/<name>-<UTC timestamp>`.
+    pub name: String,
+    /// Seed of libtorch's generators (initialisation, sampling, shuffling).
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; the `GENAE_DEVICE` environment variable wins.
+    pub device: String,
+    /// Folder that receives run directories (relative to the working directory).
+    pub output_dir: PathBuf,
+    /// The data set.
+    pub data: DataSection,
+    /// The model.
+    pub model: ModelSection,
+    /// Optimisation.
+    pub train: TrainSection,
+    /// Evaluation and pictures.
+    pub eval: EvalSection,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Which data set.
+    pub dataset: DatasetKind,
+    /// Seed of the data generator (kept apart from `seed` so models can be compared on the same
+    /// data).
+    pub seed: u64,
+    /// Training examples.
+    pub train_size: usize,
+    /// Test examples.
+    pub test_size: usize,
+    /// Shapes: image side in pixels.
+    pub image_size: usize,
+    /// Shapes: number of scale values.
+    pub n_scales: usize,
+    /// Shapes: number of rotation values.
+    pub n_rotations: usize,
+    /// Shapes: number of positions along each axis.
+    pub n_positions: usize,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// Which model.
+    pub kind: ModelKind,
+    /// Latent dimensions.
+    pub latent_dim: i64,
+    /// Encoder hidden widths (the decoder mirrors them).
+    pub hidden: Vec<i64>,
+    /// Nonlinearity.
+    pub activation: Activation,
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+}
+
+/// `[eval]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Examples per evaluation batch.
+    pub batch_size: usize,
+    /// Prior samples drawn into `samples.png`.
+    pub samples: usize,
+    /// Test images (and their reconstructions) in `reconstructions.png`.
+    pub reconstructions: usize,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            seed: 0,
+            device: "auto".into(),
+            output_dir: "runs".into(),
+            data: DataSection::default(),
+            model: ModelSection::default(),
+            train: TrainSection::default(),
+            eval: EvalSection::default(),
+        }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Shapes,
+            seed: 0,
+            train_size: 20_000,
+            test_size: 2_000,
+            image_size: 32,
+            n_scales: 6,
+            n_rotations: 40,
+            n_positions: 16,
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            kind: ModelKind::Vae,
+            latent_dim: 10,
+            hidden: vec![512, 256],
+            activation: Activation::Relu,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 100,
+            learning_rate: 1e-3,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            samples: 64,
+            reconstructions: 16,
+        }
+    }
+}
+
+/// A config that passed validation: the only form [`crate::run_experiment`] accepts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidConfig {
+    file: ConfigFile,
+    device: DeviceSpec,
+}
+
+impl ValidConfig {
+    /// The validated values (defaults filled in).
+    pub fn file(&self) -> &ConfigFile {
+        &self.file
+    }
+
+    /// The configured device (before `GENAE_DEVICE` is applied).
+    pub fn device(&self) -> DeviceSpec {
+        self.device
+    }
+
+    /// The model config for genae-zoo, with `input_dim` from the data set.
+    pub fn vae_config(&self, input_dim: i64) -> VaeConfig {
+        VaeConfig {
+            input_dim,
+            hidden: self.file.model.hidden.clone(),
+            latent_dim: self.file.model.latent_dim,
+            activation: self.file.model.activation,
+        }
+    }
+
+    /// The resolved config as TOML, every default written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.file).expect("a validated config always serialises")
+    }
+
+    /// Reads `path`, applies `overrides` (`key=value`, dotted keys) and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses `text` (named `source_name` in errors), applies `overrides` and validates.
+    pub fn from_toml_str(text: &str, source_name: &str, overrides: &[String]) -> Result<Self> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    source_name: source_name.to_string(),
+                    message: e.to_string().trim().to_string(),
+                })?;
+        for arg in overrides {
+            apply_override(&mut table, arg)?;
+        }
+        let file: ConfigFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Field {
+                source_name: source_name.to_string(),
+                field: e.path().to_string(),
+                message: e.inner().to_string().trim().replace('\n', " "),
+            })?;
+        file.validate()
+    }
+}
+
+impl ConfigFile {
+    /// Checks ranges and cross-field constraints once, naming the first bad field.
+    pub fn validate(self) -> Result<ValidConfig> {
+        fn check(ok: bool, field: &'static str, reason: impl FnOnce() -> String) -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    reason: reason(),
+                })
+            }
+        }
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        check(name_ok, "name", || {
+            format!(
+                "must be non-empty letters, digits, `-` or `_`, got {:?}",
+                self.name
+            )
+        })?;
+        let device = self
+            .device
+            .parse::<DeviceSpec>()
+            .map_err(|e| ConfigError::Invalid {
+                field: "device",
+                reason: e.to_string(),
+            })?;
+        check(
+            !self.output_dir.as_os_str().is_empty(),
+            "output_dir",
+            || "must not be empty".into(),
+        )?;
+        let d = &self.data;
+        check(d.train_size >= 1, "data.train_size", || {
+            format!("must be at least 1, got {}", d.train_size)
+        })?;
+        check(d.test_size >= 1, "data.test_size", || {
+            format!("must be at least 1, got {}", d.test_size)
+        })?;
+        check((8..=256).contains(&d.image_size), "data.image_size", || {
+            format!("must be in 8..=256, got {}", d.image_size)
+        })?;
+        for (field, v) in [
+            ("data.n_scales", d.n_scales),
+            ("data.n_rotations", d.n_rotations),
+            ("data.n_positions", d.n_positions),
+        ] {
+            check(v >= 1, field, || format!("must be at least 1, got {v}"))?;
+        }
+        let m = &self.model;
+        check(m.latent_dim >= 1, "model.latent_dim", || {
+            format!("must be at least 1, got {}", m.latent_dim)
+        })?;
+        check(m.hidden.iter().all(|&w| w >= 1), "model.hidden", || {
+            format!("widths must be at least 1, got {:?}", m.hidden)
+        })?;
+        let t = &self.train;
+        check(t.epochs >= 1, "train.epochs", || {
+            format!("must be at least 1, got {}", t.epochs)
+        })?;
+        check(
+            (1..=d.train_size).contains(&t.batch_size),
+            "train.batch_size",
+            || {
+                format!(
+                    "must be in 1..=data.train_size ({}), got {}",
+                    d.train_size, t.batch_size
+                )
+            },
+        )?;
+        check(
+            t.learning_rate.is_finite() && t.learning_rate > 0.0,
+            "train.learning_rate",
+            || format!("must be a positive finite number, got {}", t.learning_rate),
+        )?;
+        let e = &self.eval;
+        check(e.batch_size >= 1, "eval.batch_size", || {
+            format!("must be at least 1, got {}", e.batch_size)
+        })?;
+        check((1..=1024).contains(&e.samples), "eval.samples", || {
+            format!("must be in 1..=1024, got {}", e.samples)
+        })?;
+        check(
+            (1..=d.test_size.min(256)).contains(&e.reconstructions),
+            "eval.reconstructions",
+            || {
+                format!(
+                    "must be in 1..={}, got {}",
+                    d.test_size.min(256),
+                    e.reconstructions
+                )
+            },
+        )?;
+        Ok(ValidConfig { file: self, device })
+    }
+}
+
+/// Applies one `section.key=value` override to a parsed TOML table. The value is read as a TOML
+/// value (`3`, `1e-3`, `true`, `[256, 128]`, `"text"`); anything that is not valid TOML is taken
+/// as a plain string, so `--set model.activation=tanh` works unquoted.
+pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<()> {
+    let fail = |reason: String| ConfigError::Override {
+        arg: arg.to_string(),
+        reason,
+    };
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| fail("expected `section.key=value`".into()))?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(fail(format!("`{key}` is not a dotted key")));
+    }
+    let raw = raw.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let (last, parents) = path.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            fail(format!(
+                "`{}` is a value, not a section",
+                path[..=depth].join(".")
+            ))
+        })?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<ValidConfig> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        ValidConfig::from_toml_str(text, "test.toml", &overrides)
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config = parse("", &[]).unwrap();
+        assert_eq!(config.file(), &ConfigFile::default());
+        assert_eq!(config.device(), DeviceSpec::Auto);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[train]\nepochs = 3\nlearnig_rate = 0.1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("learnig_rate") && err.contains("`train`"),
+            "{err}"
+        );
+        let err = parse("colour = 1\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let err = parse("[train]\nepochs = \"ten\"\n", &[]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Field { field, .. } if field == "train.epochs"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("train.epochs"));
+        let err = parse("[model]\nactivation = \"swish\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.activation") && err.contains("relu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (text, field) in [
+            ("[train]\nlearning_rate = -1.0\n", "train.learning_rate"),
+            ("[train]\nepochs = 0\n", "train.epochs"),
+            (
+                "[data]\ntrain_size = 10\n[train]\nbatch_size = 11\n",
+                "train.batch_size",
+            ),
+            ("[model]\nlatent_dim = 0\n", "model.latent_dim"),
+            ("device = \"gpu\"\n", "device"),
+        ] {
+            let err = parse(text, &[]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains(field));
+        }
+    }
+
+    #[test]
+    fn overrides_reach_the_resolved_config() {
+        let config = parse(
+            "[train]\nepochs = 3\n",
+            &[
+                "train.epochs=5",
+                "train.learning_rate=2e-4",
+                "model.activation=tanh",
+                "model.hidden=[64, 32]",
+                "name=quick",
+            ],
+        )
+        .unwrap();
+        let f = config.file();
+        assert_eq!(f.train.epochs, 5);
+        assert_eq!(f.train.learning_rate, 2e-4);
+        assert_eq!(f.model.activation, Activation::Tanh);
+        assert_eq!(f.model.hidden, vec![64, 32]);
+        assert_eq!(f.name, "quick");
+        let resolved: ConfigFile = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(&resolved, f);
+    }
+
+    #[test]
+    fn bad_overrides_are_reported() {
+        let err = parse("", &["train.epochs"]).unwrap_err().to_string();
+        assert!(
+            err.contains("train.epochs") && err.contains("key=value"),
+            "{err}"
+        );
+        let err = parse("seed = 3\n", &["seed.x=1"]).unwrap_err().to_string();
+        assert!(err.contains("`seed` is a value"), "{err}");
+        let err = parse("", &["train.epochz=1"]).unwrap_err().to_string();
+        assert!(err.contains("epochz"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = parse("[train\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("test.toml"), "{err}");
+    }
+}

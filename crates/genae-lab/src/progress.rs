@@ -1,0 +1,94 @@
+//! Progress reporting: a bar on a terminal, periodic plain lines otherwise (CI logs).
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// How often plain-line mode prints a step line.
+const PLAIN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Reports training progress on stderr.
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+    steps_per_epoch: u64,
+    epochs: usize,
+}
+
+impl Progress {
+    /// A reporter for `epochs` epochs of `steps_per_epoch` steps.
+    pub(crate) fn new(epochs: usize, steps_per_epoch: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(steps_per_epoch * epochs as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            last_line: Instant::now(),
+            steps_per_epoch,
+            epochs,
+        }
+    }
+
+    /// Whether the caller should read the loss for [`Progress::step`] now (reading it forces a
+    /// device sync, so it is done only when something will be shown).
+    pub(crate) fn wants_update(&self, step_in_epoch: u64) -> bool {
+        match self.bar {
+            Some(_) => step_in_epoch % 10 == 0,
+            None => self.last_line.elapsed() >= PLAIN_INTERVAL,
+        }
+    }
+
+    /// Reports a step.
+    pub(crate) fn step(
+        &mut self,
+        epoch: usize,
+        step_in_epoch: u64,
+        loss: f64,
+        examples_per_s: f64,
+    ) {
+        let message = format!("loss {loss:.2} | {examples_per_s:.0} ex/s");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+                bar.set_message(message);
+            }
+            None => {
+                eprintln!(
+                    "epoch {epoch}/{} step {step_in_epoch}/{} {message}",
+                    self.epochs, self.steps_per_epoch
+                );
+                self.last_line = Instant::now();
+            }
+        }
+    }
+
+    /// Advances the bar by one step.
+    pub(crate) fn tick(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Prints a line that stays (an epoch summary).
+    pub(crate) fn line(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+        self.last_line = Instant::now();
+    }
+
+    /// Removes the bar.
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The run directory and atomic writes into it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::engine::LabError;
+
+/// A fresh directory `<output_dir>/<name>-<UTC timestamp>` holding one run's files.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates the directory (and `output_dir` if needed). Two runs started in the same second
+    /// get `-2`, `-3`, … suffixes instead of sharing a directory.
+    pub fn create(output_dir: &Path, name: &str) -> Result<Self, LabError> {
+        fs::create_dir_all(output_dir).map_err(|e| LabError::io("creating", output_dir, e))?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        for attempt in 1.. {
+            let leaf = if attempt == 1 {
+                format!("{name}-{stamp}")
+            } else {
+                format!("{name}-{stamp}-{attempt}")
+            };
+            let path = output_dir.join(leaf);
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(LabError::io("creating", &path, e)),
+            }
+        }
+        unreachable!("the attempt counter is unbounded")
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `path/name`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `name` atomically: a temporary file in the same directory, synced, then renamed.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), LabError> {
+        let tmp = self.temporary(name);
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.file(name))
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            LabError::io("writing", &self.file(name), e)
+        })
+    }
+
+    /// Appends one line to `name` and flushes it to disk, so a killed run keeps what it logged.
+    pub fn append_line(&self, name: &str, line: &str) -> Result<(), LabError> {
+        let path = self.file(name);
+        let result = (|| {
+            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+            writeln!(f, "{line}")?;
+            f.sync_data()
+        })();
+        result.map_err(|e| LabError::io("appending to", &path, e))
+    }
+
+    /// A hidden temporary path next to `name` with the same extension (libtorch picks the
+    /// checkpoint format from it).
+    pub fn temporary(&self, name: &str) -> PathBuf {
+        self.path.join(format!(".tmp-{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_second_runs_get_distinct_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let a = RunDir::create(root.path(), "x").unwrap();
+        let b = RunDir::create(root.path(), "x").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(a
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("x-"));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_and_replaces_content() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = RunDir::create(root.path(), "x").unwrap();
+        dir.write_atomic("a.json", b"1").unwrap();
+        dir.write_atomic("a.json", b"22").unwrap();
+        assert_eq!(fs::read(dir.file("a.json")).unwrap(), b"22");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        dir.append_line("m.jsonl", "{}").unwrap();
+        dir.append_line("m.jsonl", "{}").unwrap();
+        assert_eq!(fs::read_to_string(dir.file("m.jsonl")).unwrap(), "{}\n{}\n");
+    }
+}
