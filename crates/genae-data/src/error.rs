@@ -54,4 +54,65 @@ pub enum DataError {
         /// Size of the grid.
         n_combinations: usize,
     },
+    /// A file that could not be opened or read.
+    #[error("cannot read `{path}`: {message}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A file whose content is not what its format requires (truncated, wrong magic number,
+    /// corrupt compressed stream, wrong dimensions, image/label count mismatch, ...).
+    #[error("`{path}`: {problem}")]
+    BadFile {
+        /// The file (or folder, for an image folder).
+        path: std::path::PathBuf,
+        /// What is wrong, with the numbers involved.
+        problem: String,
+    },
+    /// A data set that is in none of the places looked in.
+    #[error("data set `{name}` not found; looked in:\n{}\n{how_to_obtain}", searched.iter().map(|p| format!("  - {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    NotFound {
+        /// The data set's name.
+        name: String,
+        /// Every folder looked in, in order.
+        searched: Vec<std::path::PathBuf>,
+        /// How to get it (from its manifest).
+        how_to_obtain: String,
+    },
+    /// A data set name with no manifest.
+    #[error("unknown data set `{name}`; known: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// A bad argument (split size, batch size, transform parameter).
+    #[error("invalid `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// What was expected and what was given.
+        reason: String,
+    },
+}
+
+impl DataError {
+    /// A [`DataError::BadFile`] for `path`.
+    pub fn bad_file(path: impl Into<std::path::PathBuf>, problem: impl Into<String>) -> Self {
+        Self::BadFile {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// A [`DataError::Io`] for `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>, error: &std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            message: error.to_string(),
+        }
+    }
 }

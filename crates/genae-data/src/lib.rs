@@ -23,7 +23,11 @@
 //! assert_eq!(spec.factors_from_index(i).unwrap(), f);
 //! ```
 
+pub mod batch;
+pub mod formats;
+pub mod registry;
 pub mod shapes;
+pub mod transforms;
 
 mod error;
 
@@ -105,7 +109,7 @@ pub struct Dataset {
 }
 
 /// Number of training images in [`default_dataset`].
-pub const DEFAULT_N_TRAIN: usize = 20_000;
+pub const DEFAULT_N_TRAIN: usize = 40_000;
 /// Number of test images in [`default_dataset`].
 pub const DEFAULT_N_TEST: usize = 2_000;
 /// Seed of [`default_dataset`].
@@ -114,7 +118,7 @@ pub const DEFAULT_SEED: u64 = 0;
 /// The embedded default data set, `"shapes32"`.
 ///
 /// Shapes rendered by [`shapes::ShapesSpec::small`] (1×32×32, 6 scales,
-/// 40 rotations, 16×16 positions), with [`DEFAULT_N_TRAIN`] = 20 000 training
+/// 40 rotations, 16×16 positions), with [`DEFAULT_N_TRAIN`] = 40 000 training
 /// and [`DEFAULT_N_TEST`] = 2 000 test images drawn uniformly from the factor grid
 /// with seed [`DEFAULT_SEED`] = 0; train and test use independent ChaCha8 streams
 /// of that seed (see [`shapes::shapes_dataset`]). Labels are the shape index

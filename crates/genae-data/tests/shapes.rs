@@ -397,7 +397,7 @@ fn default_dataset_has_expected_shape_and_balance() {
     let d = default_dataset();
     assert_eq!(d.name, "shapes32");
     assert_eq!(d.class_names, ["square", "ellipse", "heart"]);
-    for (set, n) in [(&d.train, 20_000), (&d.test, 2_000)] {
+    for (set, n) in [(&d.train, 40_000), (&d.test, 2_000)] {
         assert_eq!(set.image_shape, [1, 32, 32]);
         assert_eq!((set.len(), set.pixels.len()), (n, n * 32 * 32));
         let mut counts = [0usize; 3];
