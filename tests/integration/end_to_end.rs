@@ -120,3 +120,52 @@ fn same_seed_gives_the_same_numbers() {
     assert_ne!(a.run_dir, b.run_dir);
     assert_eq!(a.test, b.test);
 }
+
+#[test]
+fn fashion_mnist_trains_with_dynamic_binarisation() {
+    let _rng = crate::torch_rng_lock();
+    if let Err(e) = genae_data::registry::locate("fashion-mnist", None) {
+        // `cargo xtask setup` installs it; without it there is nothing to load.
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let text = r#"
+        name = "fm"
+        device = "cpu"
+        [data]
+        dataset = "fashion-mnist"
+        binarize = "dynamic"
+        train_size = 2000
+        test_size = 500
+        validation_size = 200
+        [model]
+        latent_dim = 4
+        hidden = [64]
+        [train]
+        epochs = 2
+        batch_size = 100
+        [eval]
+        samples = 4
+        reconstructions = 4
+    "#;
+    let overrides = vec![format!("output_dir=\"{}\"", out.path().display())];
+    let config = ValidConfig::from_toml_str(text, "fm.toml", &overrides).unwrap();
+    let summary = run_experiment(&config).unwrap();
+    assert_eq!(summary.dataset, "fashion-mnist");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(summary.run_dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1]["step"], 36,
+        "1800 training examples in batches of 100, twice"
+    );
+    assert!(lines[1]["validation"]["elbo"].is_f64());
+    assert!(
+        lines[1]["test"]["elbo"].as_f64().unwrap() > lines[0]["test"]["elbo"].as_f64().unwrap()
+    );
+}

@@ -72,7 +72,8 @@ fn python_report(layout: &Layout, found: &Libtorch) {
         return;
     };
     let mut cmd = Command::new(&python);
-    cmd.current_dir(crate::root()).args(["-c", PY_REPORT]);
+    cmd.current_dir(crate::root())
+        .args(["-W", "ignore", "-c", PY_REPORT]);
     if let Err(e) = process::run(&mut cmd) {
         println!("warning: the Python torch report failed: {e:#}");
     }

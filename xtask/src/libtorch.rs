@@ -403,6 +403,8 @@ struct Probe {
 fn probe_torch(python: &Path) -> Result<Probe> {
     let mut cmd = Command::new(python);
     cmd.current_dir(crate::root()).args([
+        "-W",
+        "ignore",
         "-c",
         "import torch; print(torch.__version__, torch._C._GLIBCXX_USE_CXX11_ABI, torch.__file__)",
     ]);

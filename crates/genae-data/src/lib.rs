@@ -88,6 +88,13 @@ impl ImageSet {
         self.image_shape.iter().product()
     }
 
+    /// Keeps the first `n` images (all of them when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.pixels.truncate(n * self.image_len());
+        self.labels.truncate(n);
+    }
+
     /// The bytes of image `i`. Panics if `i >= self.len()`.
     pub fn image(&self, i: usize) -> &[u8] {
         let n = self.image_len();

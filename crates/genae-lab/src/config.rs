@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use genae_data::transforms::Binarization;
 use genae_tensor::DeviceSpec;
 use genae_zoo::{Activation, VaeConfig};
 use serde::{Deserialize, Serialize};
@@ -59,21 +60,8 @@ pub enum ConfigError {
 /// Result type of config handling.
 pub type Result<T> = std::result::Result<T, ConfigError>;
 
-/// The data sets the engine can build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetKind {
-    /// The procedural shapes set of genae-data (the embedded default).
-    Shapes,
-}
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Shapes => f.write_str("shapes"),
-        }
-    }
-}
+/// The name of the built-in procedural data set (everything else comes from the registry).
+pub const SHAPES: &str = "shapes";
 
 /// The models the engine can train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,14 +106,24 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataSection {
-    /// Which data set.
-    pub dataset: DatasetKind,
-    /// Seed of the data generator (kept apart from `seed` so models can be compared on the same
-    /// data).
+    /// `shapes` (generated, the default) or a registry name (`fashion-mnist`, `mnist`, …; see
+    /// `genae dataset list`).
+    pub dataset: String,
+    /// Folder to look in first for a registry data set (before `GENAE_DATA_DIR`,
+    /// `/usr/share/datasets/<name>` and the user cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// `none` (grey levels as Bernoulli probabilities), `static` (one seeded draw) or `dynamic`
+    /// (a fresh draw of the training set every epoch; the test set drawn once).
+    pub binarize: Binarization,
+    /// Examples held out from the training set for validation (0: none).
+    pub validation_size: usize,
+    /// Seed of the shapes generator, the binarisation draws, the validation split and the batch
+    /// order (kept apart from `seed` so models can be compared on the same data).
     pub seed: u64,
-    /// Training examples.
+    /// Shapes: training examples. Registry data sets: at most this many (0: all).
     pub train_size: usize,
-    /// Test examples.
+    /// Shapes: test examples. Registry data sets: at most this many (0: all).
     pub test_size: usize,
     /// Shapes: image side in pixels.
     pub image_size: usize,
@@ -161,6 +159,8 @@ pub struct TrainSection {
     pub batch_size: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
+    /// Leave out the last, smaller batch of each epoch.
+    pub drop_last: bool,
 }
 
 /// `[eval]`.
@@ -193,10 +193,13 @@ impl Default for ConfigFile {
 impl Default for DataSection {
     fn default() -> Self {
         Self {
-            dataset: DatasetKind::Shapes,
+            dataset: SHAPES.into(),
+            dir: None,
+            binarize: Binarization::None,
+            validation_size: 0,
             seed: 0,
-            train_size: 20_000,
-            test_size: 2_000,
+            train_size: genae_data::DEFAULT_N_TRAIN,
+            test_size: genae_data::DEFAULT_N_TEST,
             image_size: 32,
             n_scales: 6,
             n_rotations: 40,
@@ -222,6 +225,7 @@ impl Default for TrainSection {
             epochs: 30,
             batch_size: 100,
             learning_rate: 1e-3,
+            drop_last: false,
         }
     }
 }
@@ -336,12 +340,39 @@ impl ConfigFile {
             || "must not be empty".into(),
         )?;
         let d = &self.data;
-        check(d.train_size >= 1, "data.train_size", || {
-            format!("must be at least 1, got {}", d.train_size)
+        let shapes = d.dataset == SHAPES;
+        if !shapes {
+            let known = genae_data::registry::manifests().map_err(|e| ConfigError::Invalid {
+                field: "data.dataset",
+                reason: e.to_string(),
+            })?;
+            check(
+                known.iter().any(|m| m.name == d.dataset),
+                "data.dataset",
+                || {
+                    let names: Vec<&str> = std::iter::once(SHAPES)
+                        .chain(known.iter().map(|m| m.name.as_str()))
+                        .collect();
+                    format!("must be one of {}, got `{}`", names.join(", "), d.dataset)
+                },
+            )?;
+        }
+        check(!shapes || d.train_size >= 1, "data.train_size", || {
+            format!("must be at least 1 for shapes, got {}", d.train_size)
         })?;
-        check(d.test_size >= 1, "data.test_size", || {
-            format!("must be at least 1, got {}", d.test_size)
+        check(!shapes || d.test_size >= 1, "data.test_size", || {
+            format!("must be at least 1 for shapes, got {}", d.test_size)
         })?;
+        check(
+            d.train_size == 0 || d.validation_size < d.train_size,
+            "data.validation_size",
+            || {
+                format!(
+                    "must be smaller than data.train_size ({}), got {}",
+                    d.train_size, d.validation_size
+                )
+            },
+        )?;
         check((8..=256).contains(&d.image_size), "data.image_size", || {
             format!("must be in 8..=256, got {}", d.image_size)
         })?;
@@ -363,8 +394,13 @@ impl ConfigFile {
         check(t.epochs >= 1, "train.epochs", || {
             format!("must be at least 1, got {}", t.epochs)
         })?;
+        let max_batch = if d.train_size == 0 {
+            usize::MAX
+        } else {
+            d.train_size
+        };
         check(
-            (1..=d.train_size).contains(&t.batch_size),
+            (1..=max_batch).contains(&t.batch_size),
             "train.batch_size",
             || {
                 format!(
@@ -385,13 +421,17 @@ impl ConfigFile {
         check((1..=1024).contains(&e.samples), "eval.samples", || {
             format!("must be in 1..=1024, got {}", e.samples)
         })?;
+        let max_reconstructions = if d.test_size == 0 {
+            256
+        } else {
+            d.test_size.min(256)
+        };
         check(
-            (1..=d.test_size.min(256)).contains(&e.reconstructions),
+            (1..=max_reconstructions).contains(&e.reconstructions),
             "eval.reconstructions",
             || {
                 format!(
-                    "must be in 1..={}, got {}",
-                    d.test_size.min(256),
+                    "must be in 1..={max_reconstructions}, got {}",
                     e.reconstructions
                 )
             },
@@ -503,6 +543,30 @@ mod tests {
             );
             assert!(err.to_string().contains(field));
         }
+    }
+
+    #[test]
+    fn datasets_are_checked_against_the_registry() {
+        let err = parse("[data]\ndataset = \"fashion_mnist\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.dataset") && err.contains("fashion-mnist") && err.contains("shapes"),
+            "{err}"
+        );
+        let config = parse(
+            "[data]\ndataset = \"fashion-mnist\"\nbinarize = \"dynamic\"\ntrain_size = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.file().data.binarize, Binarization::Dynamic);
+        let err = parse("[data]\nbinarize = \"sometimes\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.binarize") && err.contains("dynamic"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,15 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher};
 use genae_data::shapes::{shapes_dataset, ShapesSpec};
-use genae_data::{Dataset, ImageSet};
+use genae_data::transforms::{binarize_static, split_validation, Binarization};
+use genae_data::{registry, ImageSet};
 use genae_estimators::{elbo, ElboTerms};
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
 use genae_zoo::Vae;
 use serde::Serialize;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-use crate::config::{DatasetKind, ValidConfig};
+use crate::config::{ValidConfig, SHAPES};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 
@@ -91,6 +95,9 @@ pub struct EpochMetrics {
     pub step: u64,
     /// Running averages over the epoch's training batches.
     pub train: SplitMetrics,
+    /// The validation hold-out after the epoch (when `data.validation_size > 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<SplitMetrics>,
     /// The test set after the epoch.
     pub test: SplitMetrics,
     /// Training seconds of this epoch (evaluation excluded).
@@ -150,19 +157,62 @@ impl DeviceSplit {
     }
 }
 
-fn build_dataset(config: &ValidConfig) -> Result<Dataset, LabError> {
+/// The splits a run uses, after truncation, binarisation and the validation hold-out.
+struct PreparedData {
+    name: String,
+    train: Arc<ImageSet>,
+    validation: Option<ImageSet>,
+    test: ImageSet,
+    /// Binarise every training batch afresh.
+    dynamic: bool,
+}
+
+/// Seed streams kept apart so that the draws of one split never depend on another's size.
+const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
+const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
+
+fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
     let d = &config.file().data;
-    match d.dataset {
-        DatasetKind::Shapes => {
-            let spec = ShapesSpec {
-                image_size: d.image_size,
-                n_scales: d.n_scales,
-                n_rotations: d.n_rotations,
-                n_positions: d.n_positions,
-            };
-            Ok(shapes_dataset(&spec, d.train_size, d.test_size, d.seed)?)
+    let mut dataset = if d.dataset == SHAPES {
+        let spec = ShapesSpec {
+            image_size: d.image_size,
+            n_scales: d.n_scales,
+            n_rotations: d.n_rotations,
+            n_positions: d.n_positions,
+        };
+        shapes_dataset(&spec, d.train_size, d.test_size, d.seed)?
+    } else {
+        let mut dataset = registry::load(&d.dataset, d.dir.as_deref())?;
+        if d.train_size > 0 {
+            dataset.train.truncate(d.train_size);
         }
+        if d.test_size > 0 {
+            dataset.test.truncate(d.test_size);
+        }
+        dataset
+    };
+    if d.binarize != Binarization::None {
+        dataset.test = binarize_static(&dataset.test, d.seed ^ TEST_DRAW);
     }
+    if d.binarize == Binarization::Static {
+        dataset.train = binarize_static(&dataset.train, d.seed ^ TRAIN_DRAW);
+    }
+    let (train, validation) = if d.validation_size > 0 {
+        let (train, mut validation) = split_validation(&dataset.train, d.validation_size, d.seed)?;
+        if d.binarize == Binarization::Dynamic {
+            validation = binarize_static(&validation, d.seed ^ TRAIN_DRAW);
+        }
+        (train, Some(validation))
+    } else {
+        (dataset.train, None)
+    };
+    Ok(PreparedData {
+        name: dataset.name,
+        train: Arc::new(train),
+        validation,
+        test: dataset.test,
+        dynamic: d.binarize == Binarization::Dynamic,
+    })
 }
 
 /// Sums of per-example ELBO terms, kept on the device until read.
@@ -243,8 +293,8 @@ fn to_json<T: Serialize>(value: &T) -> String {
 pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     let f = config.file();
     let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    let dataset = build_dataset(config)?;
-    let [c, h, w] = dataset.train.image_shape;
+    let data = prepare_data(config)?;
+    let [c, h, w] = data.train.image_shape;
     let image_shape = [c as i64, h as i64, w as i64];
     let input_dim = (c * h * w) as i64;
 
@@ -252,71 +302,97 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
 
     seed_everything(f.seed);
-    let train = DeviceSplit::new(&dataset.train, device)?;
-    let test = DeviceSplit::new(&dataset.test, device)?;
+    let n_train = data.train.len();
+    let test = DeviceSplit::new(&data.test, device)?;
+    let validation = match &data.validation {
+        Some(set) => Some(DeviceSplit::new(set, device)?),
+        None => None,
+    };
     let vs = nn::VarStore::new(device);
     let vae = Vae::new(&vs.root(), &config.vae_config(input_dim))?;
     let mut optimizer = nn::Adam::default().build(&vs, f.train.learning_rate)?;
 
-    let batch_size = f.train.batch_size as i64;
-    let steps_per_epoch = (train.n + batch_size - 1) / batch_size;
+    let batch_options = BatchOptions {
+        batch_size: f.train.batch_size,
+        shuffle: true,
+        drop_last: f.train.drop_last,
+        seed: f.data.seed,
+        binarize: data.dynamic,
+    };
+    let steps_per_epoch = batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last);
+    if steps_per_epoch == 0 {
+        return Err(LabError::Config(crate::ConfigError::Invalid {
+            field: "train.batch_size",
+            reason: format!(
+                "with drop_last, a batch of {} leaves no batch from {n_train} training examples",
+                f.train.batch_size
+            ),
+        }));
+    }
     let mut progress = Progress::new(f.train.epochs, steps_per_epoch as u64);
     progress.line(&format!(
-        "genae: {} on {} ({} train / {} test, {}x{}x{}) on {device:?}, {} epochs → {}",
+        "genae: {} on {} ({n_train} train / {}{} test, {c}x{h}x{w}, binarize {}) on {device:?}, {} epochs → {}",
         f.model.kind,
-        dataset.name,
-        train.n,
+        data.name,
+        validation
+            .as_ref()
+            .map_or(String::new(), |v| format!("{} validation / ", v.n)),
         test.n,
-        c,
-        h,
-        w,
+        format!("{:?}", f.data.binarize).to_lowercase(),
         f.train.epochs,
         run_dir.path().display()
     ));
 
     let mut step: u64 = 0;
+    let mut examples_trained = 0usize;
     let mut train_seconds = 0.0;
     let mut last_train = SplitMetrics::default();
     let mut last_test = SplitMetrics::default();
     for epoch in 1..=f.train.epochs {
         let started = Instant::now();
         let mut sums = TermSums::new(device);
-        let order = Tensor::randperm(train.n, (Kind::Int64, device));
-        for b in 0..steps_per_epoch {
-            let start = b * batch_size;
-            let len = batch_size.min(train.n - start);
-            let x = train.x.index_select(0, &order.narrow(0, start, len));
+        let mut seen = 0usize;
+        let batches = Prefetcher::epoch(data.train.clone(), batch_options, epoch as u64);
+        for (b, batch) in batches.enumerate() {
+            let len = batch.len();
+            let x = tensor_from_u8_images(&batch.pixels, &[len as i64, input_dim], device)?;
             let terms = elbo(&vae, &x)?;
             let loss = -terms.elbo.mean(Kind::Float);
             optimizer.backward_step(&loss);
             sums.add(&terms);
             step += 1;
+            seen += len;
             progress.tick();
             if progress.wants_update(b as u64 + 1) {
-                let seen = (b * batch_size + len) as f64;
                 progress.step(
                     epoch,
                     b as u64 + 1,
                     loss.double_value(&[]),
-                    seen / started.elapsed().as_secs_f64(),
+                    seen as f64 / started.elapsed().as_secs_f64(),
                 );
             }
         }
         last_train = sums.means(); // reads back: waits for the device
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
+        examples_trained += seen;
         check_finite(&last_train, epoch, step)?;
 
         let eval_started = Instant::now();
+        let validation_metrics = match &validation {
+            Some(v) => Some(evaluate(&vae, v, f.eval.batch_size as i64)?),
+            None => None,
+        };
         last_test = evaluate(&vae, &test, f.eval.batch_size as i64)?;
         check_finite(&last_test, epoch, step)?;
         let metrics = EpochMetrics {
             epoch,
             step,
             train: last_train,
+            validation: validation_metrics,
             test: last_test,
             seconds,
-            examples_per_s: train.n as f64 / seconds,
+            examples_per_s: seen as f64 / seconds,
             eval_seconds: eval_started.elapsed().as_secs_f64(),
         };
         run_dir.append_line("metrics.jsonl", &to_json(&metrics))?;
@@ -338,7 +414,7 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
 
     let summary = RunSummary {
         model: f.model.kind.to_string(),
-        dataset: dataset.name.clone(),
+        dataset: data.name.clone(),
         device: format!("{device:?}").to_lowercase(),
         run_dir: run_dir.path().to_path_buf(),
         test: last_test,
@@ -346,7 +422,7 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
             epochs: f.train.epochs,
             steps: step,
             seconds: train_seconds,
-            examples_per_s: (train.n as f64 * f.train.epochs as f64) / train_seconds,
+            examples_per_s: examples_trained as f64 / train_seconds,
             last_epoch: last_train,
         },
     };

@@ -27,8 +27,8 @@ mod progress;
 mod run_dir;
 
 pub use config::{
-    apply_override, ConfigError, ConfigFile, DataSection, DatasetKind, EvalSection, ModelKind,
-    ModelSection, TrainSection, ValidConfig,
+    apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
+    TrainSection, ValidConfig, SHAPES,
 };
 pub use engine::{run_experiment, EpochMetrics, LabError, RunSummary, SplitMetrics};
 pub use run_dir::RunDir;

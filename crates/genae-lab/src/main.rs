@@ -35,6 +35,29 @@ enum Command {
     },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
+    /// Data sets: what genae knows and what is on this machine.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Every known data set and where it was found (if anywhere).
+    List {
+        /// Folder to look in first (as `data.dir` in a config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Format, counts per split, image shape, pixel range, label histogram, checksum status.
+    Info {
+        /// A registry name (`fashion-mnist`) or a path to a folder or file.
+        name_or_path: String,
+        /// Folder to look in first (as `data.dir` in a config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +67,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes a report to stdout; a closed pipe (`genae dataset info x | head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -64,6 +96,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check { config, overrides } => {
             print!("{}", ValidConfig::load(&config, &overrides)?.to_toml());
         }
+        Command::Dataset { command } => match command {
+            DatasetCommand::List { dir } => {
+                let entries = genae_data::registry::list(dir.as_deref());
+                let text: Vec<String> = entries.iter().map(ToString::to_string).collect();
+                print_stdout(&(text.join("\n") + "\n"))?;
+            }
+            DatasetCommand::Info { name_or_path, dir } => {
+                let info = genae_data::registry::info(&name_or_path, dir.as_deref())?;
+                print_stdout(&info.to_string())?;
+            }
+        },
         Command::Doctor => {
             let cuda = tch::Cuda::is_available();
             println!("tch (Rust) view of libtorch:");

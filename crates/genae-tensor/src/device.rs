@@ -64,11 +64,11 @@ impl DeviceSpec {
     /// The spec from `GENAE_DEVICE` when that variable is set and not empty.
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var(DEVICE_ENV_VAR) {
-            Ok(v) if !v.trim().is_empty() => v.parse().map(Some).map_err(|_| {
-                TensorError::InvalidDevice {
+            Ok(v) if !v.trim().is_empty() => {
+                v.parse().map(Some).map_err(|_| TensorError::InvalidDevice {
                     spec: format!("{DEVICE_ENV_VAR}={v}"),
-                }
-            }),
+                })
+            }
             _ => Ok(None),
         }
     }

@@ -1,15 +1,50 @@
 //! IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST), raw or gzipped.
-//! STUB: signatures fixed, bodies to be written.
-#![allow(missing_docs, unused_variables)]
+//!
+//! An IDX file is a 4-byte magic number (two zero bytes, a data-type byte, the number of
+//! dimensions), one big-endian `u32` per dimension, then the data in row-major order. Only the
+//! unsigned-byte type (`0x08`) is supported: it is the one every image and label file of the MNIST
+//! family uses. A file starting with the gzip magic bytes `1f 8b` is decompressed first (whatever
+//! its name), in one pass into a buffer sized from the gzip trailer.
+//!
+//! Every size taken from a header is checked against the bytes actually present (with checked
+//! arithmetic) before anything is allocated from it, so a corrupt or hostile header produces an
+//! error naming the file and the numbers involved, never a panic or a huge allocation.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use genae_data::formats::idx::{load_idx_pair, IdxImageOptions};
+//!
+//! let train = load_idx_pair(
+//!     Path::new("train-images-idx3-ubyte.gz"),
+//!     Path::new("train-labels-idx1-ubyte.gz"),
+//!     IdxImageOptions::default(),
+//! )?;
+//! assert_eq!(train.image_shape, [1, 28, 28]);
+//! # Ok::<(), genae_data::DataError>(())
+//! ```
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::{DataError, ImageSet};
 
+/// The IDX data-type byte of unsigned bytes, the only type supported.
+pub const IDX_UNSIGNED_BYTE: u8 = 0x08;
+
+/// The two magic bytes every gzip stream starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Largest initial buffer reserved for a gzip stream, as a multiple of its compressed size (the
+/// trailer's size field is only a hint: a corrupt one must not reserve gigabytes). The buffer
+/// still grows past this if the stream really does decompress to more.
+const GZIP_RESERVE_RATIO: usize = 64;
+
 /// A decoded IDX array of unsigned bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {
+    /// The dimensions from the header, outermost first (e.g. `[60000, 28, 28]`).
     pub dims: Vec<usize>,
+    /// The elements in row-major order; `data.len()` is the product of `dims`.
     pub data: Vec<u8>,
 }
 
@@ -23,20 +58,246 @@ pub struct IdxImageOptions {
 /// Decodes IDX bytes (gzip detected by its magic number, not the file name); `path` is only used
 /// in error messages.
 pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
-    unimplemented!()
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let decoded = gunzip(bytes, path)?;
+        let (dims, header_len) = parse_header(&decoded, path, " (after gzip decompression)")?;
+        let mut data = decoded;
+        data.drain(..header_len);
+        Ok(IdxArray { dims, data })
+    } else {
+        let (dims, header_len) = parse_header(bytes, path, "")?;
+        let data = bytes.get(header_len..).unwrap_or_default().to_vec();
+        Ok(IdxArray { dims, data })
+    }
 }
 
 /// Reads and decodes one IDX file.
 pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
-    unimplemented!()
+    let bytes = std::fs::read(path).map_err(|err| DataError::io(path, &err))?;
+    parse_idx(&bytes, path)
 }
 
 /// An image file (`N × rows × cols`) and its label file (`N`) as an [`ImageSet`] of shape
 /// `[1, rows, cols]`.
+///
+/// With [`IdxImageOptions::transpose`] every image is transposed, giving shape `[1, cols, rows]`.
+/// Labels are copied as they are (`0..=9` for MNIST, `1..=26` for EMNIST letters, ...).
 pub fn load_idx_pair(
     images: &Path,
     labels: &Path,
     options: IdxImageOptions,
 ) -> Result<ImageSet, DataError> {
-    unimplemented!()
+    let image_array = read_idx(images)?;
+    let label_array = read_idx(labels)?;
+    let (n, rows, cols) = match image_array.dims[..] {
+        [n, rows, cols] => (n, rows, cols),
+        _ => {
+            return Err(DataError::bad_file(
+                images,
+                format!(
+                    "wrong magic number {}: expected 0x{:08x} (unsigned bytes, 3 dimensions) for \
+                     an image file, got {} dimensions {}",
+                    magic_string(image_array.dims.len()),
+                    0x0800 | 3,
+                    image_array.dims.len(),
+                    dims_string(&image_array.dims),
+                ),
+            ))
+        }
+    };
+    let n_labels = match label_array.dims[..] {
+        [n_labels] => n_labels,
+        _ => {
+            return Err(DataError::bad_file(
+                labels,
+                format!(
+                    "wrong magic number {}: expected 0x{:08x} (unsigned bytes, 1 dimension) for a \
+                     label file, got {} dimensions {}",
+                    magic_string(label_array.dims.len()),
+                    0x0800 | 1,
+                    label_array.dims.len(),
+                    dims_string(&label_array.dims),
+                ),
+            ))
+        }
+    };
+    if rows == 0 || cols == 0 {
+        return Err(DataError::bad_file(
+            images,
+            format!("header says images of {rows}x{cols}: an image dimension is zero"),
+        ));
+    }
+    if n == 0 {
+        return Err(DataError::bad_file(
+            images,
+            "header says 0 images: the file holds no data",
+        ));
+    }
+    if n != n_labels {
+        return Err(DataError::bad_file(
+            images,
+            format!("{n} images but {n_labels} labels in `{}`", labels.display()),
+        ));
+    }
+    let (pixels, image_shape) = if options.transpose {
+        (
+            transpose_images(&image_array.data, rows, cols),
+            [1, cols, rows],
+        )
+    } else {
+        (image_array.data, [1, rows, cols])
+    };
+    let labels = label_array.data.into_iter().map(u32::from).collect();
+    ImageSet::new(pixels, labels, image_shape)
+}
+
+/// Decompresses a whole gzip stream (all members) into one buffer.
+fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    // The last 4 bytes of a gzip file are the uncompressed size modulo 2^32: a good hint for the
+    // capacity, capped so that a corrupt trailer cannot reserve gigabytes.
+    let hint = match bytes.len().checked_sub(4).and_then(|i| bytes.get(i..)) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    };
+    let cap = bytes.len().saturating_mul(GZIP_RESERVE_RATIO);
+    let mut out = Vec::with_capacity(hint.min(cap));
+    flate2::bufread::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|err| {
+            DataError::bad_file(
+                path,
+                format!(
+                    "corrupt gzip stream: {err} ({} compressed bytes, {} decompressed before the \
+                     error)",
+                    bytes.len(),
+                    out.len()
+                ),
+            )
+        })?;
+    Ok(out)
+}
+
+/// Parses and checks the header; returns the dimensions and the header length. Checks that
+/// exactly the number of bytes the header describes follow it.
+fn parse_header(
+    bytes: &[u8],
+    path: &Path,
+    context: &str,
+) -> Result<(Vec<usize>, usize), DataError> {
+    let bad = |problem: String| DataError::bad_file(path, problem);
+    let Some(&[z0, z1, dtype, ndims]) = bytes.get(..4) else {
+        return Err(bad(format!(
+            "truncated: {} bytes{context}, but an IDX header needs at least 4 (the magic number)",
+            bytes.len()
+        )));
+    };
+    let magic = u32::from_be_bytes([z0, z1, dtype, ndims]);
+    if z0 != 0 || z1 != 0 {
+        return Err(bad(format!(
+            "wrong magic number 0x{magic:08x}{context}: not an IDX file (an IDX magic number is \
+             two zero bytes, the data type, then the number of dimensions, e.g. 0x00000803 for \
+             unsigned-byte images and 0x00000801 for labels)"
+        )));
+    }
+    if dtype != IDX_UNSIGNED_BYTE {
+        return Err(bad(format!(
+            "wrong magic number 0x{magic:08x}: unsupported IDX data type 0x{dtype:02x} ({}); \
+             only 0x08 (unsigned bytes) is supported (e.g. 0x00000803 for images, 0x00000801 \
+             for labels)",
+            type_name(dtype)
+        )));
+    }
+    if ndims == 0 {
+        return Err(bad(format!(
+            "wrong magic number 0x{magic:08x}: 0 dimensions (expected 0x00000803 for images or \
+             0x00000801 for labels)"
+        )));
+    }
+    let ndims = usize::from(ndims);
+    let header_len = 4 + 4 * ndims;
+    let Some(dim_bytes) = bytes.get(4..header_len) else {
+        return Err(bad(format!(
+            "truncated: the magic number 0x{magic:08x} declares {ndims} dimensions ({} bytes) but \
+             only {} bytes follow it{context}",
+            4 * ndims,
+            bytes.len() - 4
+        )));
+    };
+    let dims: Vec<usize> = dim_bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let payload = bytes.len() - header_len;
+    let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return Err(bad(format!(
+            "header dimensions {} multiply to more than {} bytes: corrupt header ({payload} bytes \
+             follow it{context})",
+            dims_string(&dims),
+            usize::MAX
+        )));
+    };
+    if payload < expected {
+        return Err(bad(format!(
+            "truncated: header says {} ({expected} bytes) but only {payload} bytes follow{context}",
+            describe(&dims)
+        )));
+    }
+    if payload > expected {
+        return Err(bad(format!(
+            "{} bytes of trailing data: header says {} ({expected} bytes) but {payload} bytes \
+             follow{context}",
+            payload - expected,
+            describe(&dims)
+        )));
+    }
+    Ok((dims, header_len))
+}
+
+/// Transposes every `rows × cols` image of `data` (whose length is a multiple of `rows * cols`).
+fn transpose_images(data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let image_len = rows * cols;
+    let mut out = vec![0u8; data.len()];
+    for (src, dst) in data
+        .chunks_exact(image_len)
+        .zip(out.chunks_exact_mut(image_len))
+    {
+        for (r, src_row) in src.chunks_exact(cols).enumerate() {
+            for (c, &value) in src_row.iter().enumerate() {
+                dst[c * rows + r] = value;
+            }
+        }
+    }
+    out
+}
+
+/// `60000 images of 28x28`, `60000 labels`, or `an array of 2x3x4x5`.
+fn describe(dims: &[usize]) -> String {
+    match dims {
+        [n] => format!("{n} labels"),
+        [n, rows, cols] => format!("{n} images of {rows}x{cols}"),
+        _ => format!("an array of {}", dims_string(dims)),
+    }
+}
+
+/// `[60000, 28, 28]`.
+fn dims_string(dims: &[usize]) -> String {
+    format!("{dims:?}")
+}
+
+/// The magic number of an unsigned-byte file with `ndims` dimensions, as `0x000008NN`.
+fn magic_string(ndims: usize) -> String {
+    format!("0x{:08x}", 0x0800 | ndims)
+}
+
+/// The name of an IDX data-type byte.
+fn type_name(dtype: u8) -> &'static str {
+    match dtype {
+        0x08 => "unsigned bytes",
+        0x09 => "signed bytes",
+        0x0b => "16-bit integers",
+        0x0c => "32-bit integers",
+        0x0d => "32-bit floats",
+        0x0e => "64-bit floats",
+        _ => "not an IDX type",
+    }
 }
