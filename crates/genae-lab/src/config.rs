@@ -265,6 +265,7 @@ impl ValidConfig {
             hidden: self.file.model.hidden.clone(),
             latent_dim: self.file.model.latent_dim,
             activation: self.file.model.activation,
+            ..VaeConfig::default()
         }
     }
 
