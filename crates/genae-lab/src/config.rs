@@ -259,6 +259,7 @@ impl ValidConfig {
     }
 
     /// The model config for genae-zoo, with `input_dim` from the data set.
+    #[allow(clippy::needless_update)] // fields the config does not set keep genae-zoo's defaults
     pub fn vae_config(&self, input_dim: i64) -> VaeConfig {
         VaeConfig {
             input_dim,
