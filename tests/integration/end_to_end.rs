@@ -25,6 +25,10 @@ fn tiny_config(output_dir: &Path, extra: &[&str]) -> ValidConfig {
         batch_size = 25
         samples = 9
         reconstructions = 4
+        log_likelihood_k = 50
+        log_likelihood_images = 20
+        latent_points = 60
+        interpolations = 2
     "#;
     let mut overrides = vec![format!("output_dir=\"{}\"", output_dir.display())];
     overrides.extend(extra.iter().map(|s| s.to_string()));
@@ -55,6 +59,8 @@ fn a_run_writes_its_directory_and_learns() {
         "summary.json",
         "reconstructions.png",
         "samples.png",
+        "interpolations.png",
+        "latents.png",
         "model.safetensors",
     ] {
         assert!(
@@ -100,6 +106,15 @@ fn a_run_writes_its_directory_and_learns() {
     for key in ["kl", "reconstruction"] {
         assert!(s["test"][key].is_f64(), "test.{key}");
     }
+    // L_k ≥ ELBO up to Monte-Carlo noise (both on the same first 20 test images would be
+    // tighter; here the ELBO is over all 60), and the counts are as configured.
+    let ll = &s["test"]["log_likelihood"];
+    assert_eq!(ll["k"], 50);
+    assert_eq!(ll["n_images"], 20);
+    assert!(ll["value"].as_f64().unwrap() < 0.0);
+    assert!(ll["bits_per_dim"].as_f64().unwrap() > 0.0);
+    let au = s["test"]["active_units"].as_u64().unwrap();
+    assert!(au <= 2, "2 latent dimensions, {au} active");
     for key in ["examples_per_s", "seconds"] {
         assert!(s["train"][key].as_f64().unwrap() > 0.0, "train.{key}");
     }
@@ -118,7 +133,86 @@ fn same_seed_gives_the_same_numbers() {
     let a = run_experiment(&tiny_config(out.path(), &["train.epochs=1"])).unwrap();
     let b = run_experiment(&tiny_config(out.path(), &["train.epochs=1"])).unwrap();
     assert_ne!(a.run_dir, b.run_dir);
-    assert_eq!(a.test, b.test);
+    // Every number but the wall-clock seconds of the L_k estimate.
+    let untimed = |mut t: genae_lab::TestSummary| {
+        if let Some(ll) = t.log_likelihood.as_mut() {
+            ll.seconds = 0.0;
+        }
+        t
+    };
+    assert_eq!(untimed(a.test), untimed(b.test));
+}
+
+fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_architecture_likelihood_and_objective_trains_from_the_config() {
+    let _rng = crate::torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 4] = [
+        &[
+            "model.architecture={ kind = \"conv\", channels = [8, 16], residual_blocks = 1 }",
+            "data.image_size=32",
+            "model.likelihood={ kind = \"gaussian\", variance = 0.1 }",
+            "data.binarize=\"none\"",
+        ],
+        &[
+            "model.likelihood={ kind = \"gaussian_learned\" }",
+            "data.binarize=\"none\"",
+        ],
+        &[
+            "model.likelihood={ kind = \"discretized_logistic\" }",
+            "data.binarize=\"none\"",
+        ],
+        &[
+            "train.objective=\"iwae\"",
+            "train.iwae_k=5",
+            "train.beta=1.0",
+        ],
+    ];
+    for extra in cases {
+        let mut all = vec!["train.epochs=3", "eval.log_likelihood_k=20"];
+        all.extend_from_slice(extra);
+        let summary = run_experiment(&tiny_config(out.path(), &all))
+            .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        let lines = metric_lines(&summary.run_dir);
+        let elbo = |i: usize| lines[i]["test"]["elbo"].as_f64().unwrap();
+        assert!(
+            elbo(2).is_finite() && elbo(2) > elbo(0),
+            "{extra:?}: {lines:?}"
+        );
+        let ll = summary.test.log_likelihood.as_ref().unwrap();
+        assert!(ll.value.is_finite(), "{extra:?}");
+        for file in ["samples.png", "reconstructions.png", "interpolations.png"] {
+            assert!(summary.run_dir.join(file).is_file(), "{extra:?}: {file}");
+        }
+    }
+}
+
+#[test]
+fn mid_run_evaluation_logs_l_k_and_saves_a_checkpoint() {
+    let _rng = crate::torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let config = tiny_config(out.path(), &["train.epochs=3", "eval.every=1"]);
+    let summary = run_experiment(&config).unwrap();
+    let lines = metric_lines(&summary.run_dir);
+    // Epochs 1 and 2 estimate L_k; the last epoch leaves it to the summary.
+    for (i, line) in lines.iter().enumerate() {
+        let ll = &line["log_likelihood"];
+        if i < 2 {
+            assert_eq!(ll["k"], 50, "epoch {}", i + 1);
+            assert!(ll["value"].as_f64().unwrap() < 0.0);
+        } else {
+            assert!(ll.is_null(), "epoch {}: {ll}", i + 1);
+        }
+    }
+    assert!(summary.run_dir.join("model.safetensors").is_file());
 }
 
 #[test]
@@ -148,6 +242,8 @@ fn fashion_mnist_trains_with_dynamic_binarisation() {
         [eval]
         samples = 4
         reconstructions = 4
+        log_likelihood_k = 20
+        log_likelihood_images = 10
     "#;
     let overrides = vec![format!("output_dir=\"{}\"", out.path().display())];
     let config = ValidConfig::from_toml_str(text, "fm.toml", &overrides).unwrap();

@@ -82,7 +82,7 @@ pub fn setup(layout: &Layout) -> String {
         return "not found".to_owned();
     }
     println!("Fashion-MNIST not found: installing the Debian package {PACKAGE}");
-    match apt_install() {
+    match apt_install(PACKAGE) {
         Ok(()) => match find() {
             Some(found) => {
                 println!("Fashion-MNIST installed in {}", found.dir.display());
@@ -108,8 +108,30 @@ pub fn setup(layout: &Layout) -> String {
     }
 }
 
-/// `apt-get update` then `apt-get install -y dataset-fashion-mnist`, non-interactively.
-fn apt_install() -> anyhow::Result<()> {
+/// The font plots use for their text (Debian's `fonts-dejavu-core`); genae-lab looks for it in
+/// the same place.
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+/// The Debian package holding [`FONT`].
+const FONT_PACKAGE: &str = "fonts-dejavu-core";
+
+/// Setup's font step: plots are drawn with [`FONT`]; install it as root when it is missing
+/// (not fatal: plots are then drawn without text).
+pub fn ensure_font() {
+    if Path::new(FONT).is_file() {
+        return;
+    }
+    if !is_root() || !on_path("apt-get") {
+        println!("note: {FONT} not found; plots will have no text (`sudo apt-get install {FONT_PACKAGE}`)");
+        return;
+    }
+    println!("{FONT} not found: installing the Debian package {FONT_PACKAGE}");
+    if let Err(e) = apt_install(FONT_PACKAGE) {
+        println!("warning: could not install {FONT_PACKAGE}: {e:#}; plots will have no text");
+    }
+}
+
+/// `apt-get update` then `apt-get install -y <package>`, non-interactively.
+fn apt_install(package: &str) -> anyhow::Result<()> {
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
         cmd.current_dir(crate::root())
@@ -118,7 +140,7 @@ fn apt_install() -> anyhow::Result<()> {
         cmd
     };
     process::run(&mut apt(&["update"]))?;
-    process::run(&mut apt(&["install", "-y", PACKAGE]))
+    process::run(&mut apt(&["install", "-y", package]))
 }
 
 /// Prints how to get the data by hand.

@@ -8,8 +8,11 @@
 //! - `doctor`: what torch, Python, the data and tch see.
 //! - `test`: setup, `cargo fmt --check`, clippy with `-D warnings`, `cargo test --workspace`.
 //! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
+//! - `compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: genae against a PyTorch
+//!   script on the same recipe: quality, throughput, evaluation time, memory.
 
 mod checks;
+mod compare;
 mod dataset;
 mod doctor;
 mod experiment;
@@ -52,6 +55,11 @@ enum Task {
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         set: Vec<String>,
     },
+    /// Setup, build `genae`, then train the same model with genae and with PyTorch and compare.
+    ///
+    /// Per seed: test ELBO, L_k, train examples/s, L_k seconds and peak memory of both, the
+    /// ratios against the targets; the table is also written to runs/compare-vae-<UTC>.md.
+    Compare(compare::Args),
 }
 
 /// Accepts `key=value` with a non-empty key.
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
         Task::Doctor => doctor::run().map(|()| ExitCode::SUCCESS),
         Task::Test => checks::run().map(|()| ExitCode::SUCCESS),
         Task::Experiment { config, set } => experiment::run(&config, &set),
+        Task::Compare(args) => compare::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

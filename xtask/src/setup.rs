@@ -11,6 +11,7 @@ pub fn run() -> Result<Libtorch> {
     let layout = Layout::new();
     let found = libtorch::ensure(&layout)?;
     let data = dataset::setup(&layout);
+    dataset::ensure_font();
     let from = match &found.source {
         Source::Venv => ".genae/venv".to_owned(),
         Source::Env(path) => format!("LIBTORCH={}", path.display()),

@@ -9,7 +9,17 @@
 //!
 //! - [`elbo`]: `E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))` with one reparameterised sample and the
 //!   KL in closed form;
-//! - [`elbo_with_samples`]: the same with the reconstruction term averaged over `S` samples.
+//! - [`elbo_with_samples`]: the same with the reconstruction term averaged over `S` samples;
+//! - [`elbo_monte_carlo`]: the ELBO with the KL estimated by Monte Carlo
+//!   (`log q(z|x) − log p(z)` at the sampled `z`), for priors without a closed-form KL;
+//! - [`iwae_log_weights`], [`iwae_bound`]: the importance-weighted bound `L_k` (Burda et al.),
+//!   differentiable, by log-sum-exp;
+//! - [`log_likelihood_estimate`], [`evaluate_log_likelihood`]: `L_5000` without gradients, in
+//!   chunks of bounded memory, per batch or over a whole data set; [`bits_per_dim`];
+//! - [`active_units`]: the number of latent dimensions the encoder actually uses;
+//! - [`Objective`] (β-VAE ELBO with free bits, IWAE) and [`KlWarmup`]: training losses.
+//!
+//! Every tensor keeps the float kind of the model's output (`f64` in, `f64` out).
 //!
 //! ```
 //! use genae_estimators::elbo;
@@ -26,11 +36,21 @@
 //! assert!((means.elbo - (means.reconstruction - means.kl)).abs() < 1e-4);
 //! ```
 
+mod active_units;
 mod elbo;
 mod error;
+mod iwae;
+mod objective;
+mod sampling;
 
-pub use elbo::{elbo, elbo_with_samples, ElboMeans, ElboTerms};
+pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
+pub use elbo::{elbo, elbo_monte_carlo, elbo_with_samples, ElboMeans, ElboTerms};
 pub use error::EstimatorError;
+pub use iwae::{
+    bits_per_dim, evaluate_log_likelihood, iwae_bound, iwae_log_weights, log_likelihood_estimate,
+    LogLikelihoodOptions,
+};
+pub use objective::{KlWarmup, Objective, ObjectiveOutput};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, EstimatorError>;

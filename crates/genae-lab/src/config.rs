@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use genae_data::transforms::Binarization;
 use genae_tensor::DeviceSpec;
-use genae_zoo::{Activation, VaeConfig};
+use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
 /// A config problem, always naming the file or field concerned.
@@ -79,6 +79,16 @@ impl fmt::Display for ModelKind {
     }
 }
 
+/// What the optimiser minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// The negative ELBO (with `beta`, `free_bits` and KL warm-up).
+    Elbo,
+    /// The negative importance-weighted bound `L_k` with `iwae_k` samples (Burda et al., 2016).
+    Iwae,
+}
+
 /// An experiment config as written in TOML. Every field has a default, so a file only lists
 /// what it changes; unknown keys are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +102,8 @@ pub struct ConfigFile {
     pub device: String,
     /// Folder that receives run directories (relative to the working directory).
     pub output_dir: PathBuf,
+    /// libtorch intra-op threads (0: libtorch's default, one per core).
+    pub threads: usize,
     /// The data set.
     pub data: DataSection,
     /// The model.
@@ -147,6 +159,12 @@ pub struct ModelSection {
     pub hidden: Vec<i64>,
     /// Nonlinearity.
     pub activation: Activation,
+    /// Encoder and decoder networks: `{ kind = "mlp" }` (default) or
+    /// `{ kind = "conv", channels = [32, 64], residual_blocks = 1 }` (28×28, 32×32, 64×64).
+    pub architecture: Architecture,
+    /// The decoder's `p(x|z)`: `{ kind = "bernoulli" }` (default), `{ kind = "gaussian",
+    /// variance = 0.1 }`, `{ kind = "gaussian_learned" }`, `{ kind = "discretized_logistic" }`.
+    pub likelihood: Likelihood,
 }
 
 /// `[train]`.
@@ -161,6 +179,16 @@ pub struct TrainSection {
     pub learning_rate: f64,
     /// Leave out the last, smaller batch of each epoch.
     pub drop_last: bool,
+    /// `elbo` or `iwae`.
+    pub objective: ObjectiveKind,
+    /// Importance samples per example for `objective = "iwae"`.
+    pub iwae_k: i64,
+    /// Weight of the KL term (β-VAE; 1 is the ELBO).
+    pub beta: f64,
+    /// Free bits λ (nats per latent dimension; 0: off).
+    pub free_bits: f64,
+    /// Steps over which the KL weight rises linearly from 0 to `beta` (0: no warm-up).
+    pub kl_warmup_steps: u64,
 }
 
 /// `[eval]`.
@@ -173,6 +201,20 @@ pub struct EvalSection {
     pub samples: usize,
     /// Test images (and their reconstructions) in `reconstructions.png`.
     pub reconstructions: usize,
+    /// Importance samples of the final log-likelihood estimate `L_k` (0: skip it).
+    pub log_likelihood_k: i64,
+    /// Test images the log-likelihood is estimated on (0: the whole test set).
+    pub log_likelihood_images: usize,
+    /// Samples per example drawn at once while estimating `L_k` (bounds memory).
+    pub log_likelihood_chunk: i64,
+    /// Pairs of test images in `interpolations.png` (0: no picture).
+    pub interpolations: usize,
+    /// Test codes drawn in `latents.png` (0: no picture).
+    pub latent_points: usize,
+    /// Every this many epochs, estimate `L_k` mid-run (logged in `metrics.jsonl`) and save
+    /// `model.safetensors`, so a long run that is stopped early still says where it got
+    /// (0: only at the end).
+    pub every: usize,
 }
 
 impl Default for ConfigFile {
@@ -182,6 +224,7 @@ impl Default for ConfigFile {
             seed: 0,
             device: "auto".into(),
             output_dir: "runs".into(),
+            threads: 0,
             data: DataSection::default(),
             model: ModelSection::default(),
             train: TrainSection::default(),
@@ -215,6 +258,8 @@ impl Default for ModelSection {
             latent_dim: 10,
             hidden: vec![512, 256],
             activation: Activation::Relu,
+            architecture: Architecture::Mlp,
+            likelihood: Likelihood::Bernoulli,
         }
     }
 }
@@ -226,6 +271,11 @@ impl Default for TrainSection {
             batch_size: 100,
             learning_rate: 1e-3,
             drop_last: false,
+            objective: ObjectiveKind::Elbo,
+            iwae_k: 5,
+            beta: 1.0,
+            free_bits: 0.0,
+            kl_warmup_steps: 0,
         }
     }
 }
@@ -236,6 +286,12 @@ impl Default for EvalSection {
             batch_size: 1000,
             samples: 64,
             reconstructions: 16,
+            log_likelihood_k: 5000,
+            log_likelihood_images: 1000,
+            log_likelihood_chunk: 500,
+            interpolations: 4,
+            latent_points: 2000,
+            every: 0,
         }
     }
 }
@@ -258,15 +314,17 @@ impl ValidConfig {
         self.device
     }
 
-    /// The model config for genae-zoo, with `input_dim` from the data set.
-    #[allow(clippy::needless_update)] // fields the config does not set keep genae-zoo's defaults
-    pub fn vae_config(&self, input_dim: i64) -> VaeConfig {
+    /// The model config for genae-zoo, with the input shape `[C, H, W]` of the data set.
+    pub fn vae_config(&self, image_shape: [i64; 3]) -> VaeConfig {
+        let m = &self.file.model;
         VaeConfig {
-            input_dim,
-            hidden: self.file.model.hidden.clone(),
-            latent_dim: self.file.model.latent_dim,
-            activation: self.file.model.activation,
-            ..VaeConfig::default()
+            input_dim: image_shape.iter().product(),
+            input_shape: Some(image_shape),
+            hidden: m.hidden.clone(),
+            latent_dim: m.latent_dim,
+            activation: m.activation,
+            architecture: m.architecture.clone(),
+            likelihood: m.likelihood.clone(),
         }
     }
 
@@ -416,7 +474,32 @@ impl ConfigFile {
             "train.learning_rate",
             || format!("must be a positive finite number, got {}", t.learning_rate),
         )?;
+        check(t.iwae_k >= 1, "train.iwae_k", || {
+            format!("must be at least 1, got {}", t.iwae_k)
+        })?;
+        check(t.beta.is_finite() && t.beta >= 0.0, "train.beta", || {
+            format!("must be a finite number ≥ 0, got {}", t.beta)
+        })?;
+        check(
+            t.free_bits.is_finite() && t.free_bits >= 0.0,
+            "train.free_bits",
+            || format!("must be a finite number ≥ 0, got {}", t.free_bits),
+        )?;
         let e = &self.eval;
+        check(e.log_likelihood_k >= 0, "eval.log_likelihood_k", || {
+            format!(
+                "must be ≥ 0 (0 skips the estimate), got {}",
+                e.log_likelihood_k
+            )
+        })?;
+        check(
+            e.log_likelihood_chunk >= 1,
+            "eval.log_likelihood_chunk",
+            || format!("must be at least 1, got {}", e.log_likelihood_chunk),
+        )?;
+        check(e.interpolations <= 32, "eval.interpolations", || {
+            format!("must be at most 32, got {}", e.interpolations)
+        })?;
         check(e.batch_size >= 1, "eval.batch_size", || {
             format!("must be at least 1, got {}", e.batch_size)
         })?;

@@ -23,12 +23,16 @@
 
 mod config;
 mod engine;
+mod plots;
 mod progress;
 mod run_dir;
 
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
-    TrainSection, ValidConfig, SHAPES,
+    ObjectiveKind, TrainSection, ValidConfig, SHAPES,
 };
-pub use engine::{run_experiment, EpochMetrics, LabError, RunSummary, SplitMetrics};
+pub use engine::{
+    run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary, SplitMetrics,
+    TestSummary, TrainTotals,
+};
 pub use run_dir::RunDir;

@@ -3,12 +3,17 @@
 //! Models of the genae toolkit, built the tch way: a serialisable config, a constructor taking an
 //! [`nn::Path`](tch::nn::Path) into a `VarStore`, and plain methods.
 //!
-//! - [`Mlp`] with a configurable [`Activation`]: the building block;
-//! - [`GaussianEncoder`]: `x ↦ q(z|x)`, returned as a [`DiagGaussian`];
-//! - [`BernoulliDecoder`]: `z ↦` pixel logits and `log p(x|z)`;
-//! - [`Vae`]: the variational autoencoder of Kingma & Welling (2014);
-//! - [`LatentVariableModel`]: the small trait that estimators and samplers program against, so
-//!   they work with any model that can encode and score data, not just the ones named here.
+//! - building blocks: [`Mlp`] with a configurable [`Activation`], [`ConvEncoder`] /
+//!   [`ConvDecoder`] for 28×28, 32×32 and 64×64 images, [`ResidualBlock`];
+//! - encoders: [`GaussianEncoder`] (`x ↦ q(z|x)`, returned as a [`DiagGaussian`]) and
+//!   [`DeterministicEncoder`];
+//! - the [`Decoder`]: `z ↦ p(x|z)` as a [`DecoderDistribution`], for each [`Likelihood`]
+//!   (Bernoulli, Gaussian with fixed or learned variance, discretised logistic);
+//! - models: [`Vae`] (Kingma & Welling, 2014), the deterministic [`Autoencoder`] and [`Pca`],
+//!   configured by [`VaeConfig`] (with an [`Architecture`] and a [`Likelihood`]);
+//! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
+//!   with any model that can encode and score data, and [`GenerativeDecoder`], for decoding
+//!   codes without naming the model.
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -20,21 +25,45 @@
 //! let x = Tensor::rand([5, 16], (Kind::Float, Device::Cpu)).round();
 //! let out = vae.forward(&x).unwrap();
 //! assert_eq!(out.posterior.mean().size(), vec![5, 2]);
-//! assert_eq!(out.logits.size(), vec![5, 16]);
+//! assert_eq!(out.decoded.location().size(), vec![5, 16]); // Bernoulli logits
 //! assert_eq!(vae.log_likelihood(&x, &out.z).unwrap().size(), vec![5]);
+//! ```
+//!
+//! Configs read from TOML (through serde) spell the enums with a `kind` tag:
+//!
+//! ```toml
+//! input_dim = 784
+//! input_shape = [1, 28, 28]
+//! hidden = []
+//! latent_dim = 16
+//! activation = "relu"
+//! architecture = { kind = "conv", channels = [32, 64], residual_blocks = 1 }
+//! likelihood = { kind = "gaussian", variance = 0.1 }
 //! ```
 //!
 //! [`DiagGaussian`]: genae_tensor::DiagGaussian
 
+mod autoencoder;
+mod config;
+mod conv;
 mod error;
+mod likelihood;
 mod mlp;
 mod model;
+mod networks;
+mod pca;
 mod vae;
 
+pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
+pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
+pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
 pub use error::ZooError;
+pub use likelihood::{DecoderDistribution, GAUSSIAN_LOG_VAR_RANGE, LOGISTIC_LOG_SCALE_RANGE};
 pub use mlp::{Activation, Mlp};
-pub use model::LatentVariableModel;
-pub use vae::{BernoulliDecoder, GaussianEncoder, Vae, VaeConfig, VaeOutput};
+pub use model::{GenerativeDecoder, LatentVariableModel};
+pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
+pub use pca::Pca;
+pub use vae::{BernoulliDecoder, Vae, VaeOutput};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ZooError>;

@@ -87,8 +87,9 @@ impl FromStr for Activation {
 }
 
 /// Linear layers with a nonlinearity after each one (after the last one too when
-/// `activate_last`). Weights use libtorch's default initialisation (Kaiming-uniform weights,
-/// uniform biases), the same as PyTorch's `nn.Linear`.
+/// `activate_last`). Layers are tch's `nn::linear` with its default initialisation: weights
+/// `U(−√(6/in), √(6/in))` (Kaiming-uniform with gain √2, unlike PyTorch's `nn.Linear`, whose
+/// bound is `1/√in`), biases `U(−1/√in, 1/√in)` as in PyTorch.
 #[derive(Debug)]
 pub struct Mlp {
     layers: Vec<nn::Linear>,

@@ -26,3 +26,12 @@ pub trait LatentVariableModel {
         Ok(DiagGaussian::standard_like(like)?)
     }
 }
+
+/// Anything that maps codes `z` `[N, d]` to data: the decoder half of a model, so samplers and
+/// reports can decode without naming the model (VAE, autoencoder, PCA, a bare
+/// [`Decoder`](crate::Decoder)).
+pub trait GenerativeDecoder {
+    /// The decoder mean `E[x|z]` (pixel probabilities for Bernoulli decoders), flattened to
+    /// `[N, D]`.
+    fn decode_mean(&self, z: &Tensor) -> Result<Tensor>;
+}

@@ -1,120 +1,17 @@
-//! The variational autoencoder with MLP encoder and Bernoulli MLP decoder.
+//! The variational autoencoder.
 
 use genae_tensor::{bernoulli_logits_log_prob, DiagGaussian};
-use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
-use crate::{Activation, LatentVariableModel, Mlp, Result, ZooError};
+use crate::networks::flatten_input;
+use crate::{
+    Activation, Decoder, DecoderDistribution, GaussianEncoder, GenerativeDecoder,
+    LatentVariableModel, Mlp, Result, VaeConfig, ZooError,
+};
 
-/// Hyper-parameters of [`Vae`] (and of its encoder and decoder).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VaeConfig {
-    /// Size of a flattened input (`C·H·W`).
-    pub input_dim: i64,
-    /// Hidden widths of the encoder; the decoder uses them in reverse.
-    pub hidden: Vec<i64>,
-    /// Number of latent dimensions.
-    pub latent_dim: i64,
-    /// Nonlinearity between layers.
-    pub activation: Activation,
-}
-
-impl Default for VaeConfig {
-    /// A 784 → 512 → 256 → 10 → 256 → 512 → 784 ReLU VAE.
-    fn default() -> Self {
-        Self {
-            input_dim: 784,
-            hidden: vec![512, 256],
-            latent_dim: 10,
-            activation: Activation::Relu,
-        }
-    }
-}
-
-impl VaeConfig {
-    /// Checks every field, naming the first bad one.
-    pub fn validate(&self) -> Result<()> {
-        let positive = |field: &'static str, v: i64| {
-            if v > 0 {
-                Ok(())
-            } else {
-                Err(ZooError::InvalidConfig {
-                    field,
-                    reason: format!("must be positive, got {v}"),
-                })
-            }
-        };
-        positive("input_dim", self.input_dim)?;
-        positive("latent_dim", self.latent_dim)?;
-        if let Some(&w) = self.hidden.iter().find(|&&w| w <= 0) {
-            return Err(ZooError::InvalidConfig {
-                field: "hidden",
-                reason: format!("widths must be positive, got {w} in {:?}", self.hidden),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Flattens `[N, ...]` to `[N, D]` and checks `D`.
-fn flatten_input(x: &Tensor, expected: i64, what: &'static str) -> Result<Tensor> {
-    let shape_error = || ZooError::Shape {
-        what,
-        detail: format!(
-            "expected [N, {expected}] (or [N, ...] with {expected} values per example), got {:?}",
-            x.size()
-        ),
-    };
-    if x.dim() < 2 {
-        return Err(shape_error());
-    }
-    let flat = x.f_flatten(1, -1)?;
-    if flat.size()[1] != expected {
-        return Err(shape_error());
-    }
-    Ok(flat)
-}
-
-/// `x ↦ q(z|x) = N(mean(x), diag(exp(log_var(x))))` through an MLP trunk and two linear heads.
-#[derive(Debug)]
-pub struct GaussianEncoder {
-    trunk: Mlp,
-    mean: nn::Linear,
-    log_var: nn::Linear,
-}
-
-impl GaussianEncoder {
-    /// An encoder `input_dim → hidden… → (mean, log_var)` of size `latent_dim`.
-    pub fn new(
-        path: &nn::Path,
-        input_dim: i64,
-        hidden: &[i64],
-        latent_dim: i64,
-        activation: Activation,
-    ) -> Result<Self> {
-        let trunk = Mlp::new(&(path / "trunk"), input_dim, hidden, activation, true)?;
-        let width = trunk.output_dim();
-        Ok(Self {
-            mean: nn::linear(path / "mean", width, latent_dim, Default::default()),
-            log_var: nn::linear(path / "log_var", width, latent_dim, Default::default()),
-            trunk,
-        })
-    }
-
-    /// The posterior for a batch `[N, ...]` of inputs.
-    pub fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
-        let h = self
-            .trunk
-            .forward(&flatten_input(x, self.trunk.input_dim(), "encode")?);
-        Ok(DiagGaussian::new(
-            h.apply(&self.mean),
-            h.apply(&self.log_var),
-        )?)
-    }
-}
-
-/// `z ↦` logits of independent Bernoulli pixels, through an MLP.
+/// `z ↦` logits of independent Bernoulli pixels, through an MLP: the original decoder, kept
+/// for code that builds one directly. [`Vae`] now uses [`Decoder`], which with the default
+/// config has the same parameters (names and shapes) and computes the same values.
 #[derive(Debug)]
 pub struct BernoulliDecoder {
     net: Mlp,
@@ -172,18 +69,42 @@ pub struct VaeOutput {
     pub posterior: DiagGaussian,
     /// One reparameterised sample `z ~ q(z|x)`, `[N, latent_dim]`.
     pub z: Tensor,
-    /// Decoder logits at `z`, `[N, D]`.
-    pub logits: Tensor,
+    /// `p(x|z)` at that `z` (for the Bernoulli likelihood, `decoded.location()` are the
+    /// logits).
+    pub decoded: DecoderDistribution,
 }
 
-/// The variational autoencoder: Gaussian MLP encoder, standard-normal prior, Bernoulli MLP
-/// decoder (Kingma & Welling, 2014).
+/// The variational autoencoder (Kingma & Welling, 2014): a Gaussian encoder, the
+/// standard-normal prior and a decoder, each an MLP or convolutional network, with any
+/// [`Likelihood`](crate::Likelihood).
+///
+/// ```
+/// use genae_zoo::{Architecture, LatentVariableModel, Likelihood, Vae, VaeConfig};
+/// use tch::{nn, Device, Kind, Tensor};
+///
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// let config = VaeConfig {
+///     architecture: Architecture::Conv { channels: vec![8, 16], residual_blocks: 0 },
+///     likelihood: Likelihood::GaussianLearned,
+///     hidden: vec![32],
+///     latent_dim: 3,
+///     ..VaeConfig::default().with_input_shape([1, 28, 28])
+/// };
+/// let vae = Vae::new(&vs.root(), &config).unwrap();
+/// let x = Tensor::rand([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+/// let out = vae.forward(&x).unwrap();
+/// assert_eq!(out.z.size(), vec![4, 3]);
+/// assert_eq!(out.decoded.log_prob(&x.flatten(1, -1)).unwrap().size(), vec![4]);
+/// assert_eq!(vae.log_likelihood(&x, &out.z).unwrap().size(), vec![4]);
+/// assert_eq!(vae.reconstruct(&x).unwrap().size(), vec![4, 784]);
+/// assert_eq!(vae.sample(2, Device::Cpu).unwrap().size(), vec![2, 784]);
+/// ```
 #[derive(Debug)]
 pub struct Vae {
     /// The inference network.
     pub encoder: GaussianEncoder,
     /// The generative network.
-    pub decoder: BernoulliDecoder,
+    pub decoder: Decoder,
     config: VaeConfig,
 }
 
@@ -191,22 +112,9 @@ impl Vae {
     /// A VAE with its parameters under `path` (`encoder/…`, `decoder/…`).
     pub fn new(path: &nn::Path, config: &VaeConfig) -> Result<Self> {
         config.validate()?;
-        let decoder_hidden: Vec<i64> = config.hidden.iter().rev().copied().collect();
         Ok(Self {
-            encoder: GaussianEncoder::new(
-                &(path / "encoder"),
-                config.input_dim,
-                &config.hidden,
-                config.latent_dim,
-                config.activation,
-            )?,
-            decoder: BernoulliDecoder::new(
-                &(path / "decoder"),
-                config.latent_dim,
-                &decoder_hidden,
-                config.input_dim,
-                config.activation,
-            )?,
+            encoder: GaussianEncoder::from_config(&(path / "encoder"), config)?,
+            decoder: Decoder::new(&(path / "decoder"), config)?,
             config: config.clone(),
         })
     }
@@ -220,15 +128,16 @@ impl Vae {
     pub fn forward(&self, x: &Tensor) -> Result<VaeOutput> {
         let posterior = self.encoder.encode(x)?;
         let z = posterior.rsample();
-        let logits = self.decoder.logits(&z)?;
+        let decoded = self.decoder.distribution(&z)?;
         Ok(VaeOutput {
             posterior,
             z,
-            logits,
+            decoded,
         })
     }
 
-    /// Decoder means (pixel probabilities) of `n` codes drawn from the prior.
+    /// Decoder means `[n, D]` (pixel probabilities for Bernoulli) of `n` codes drawn from the
+    /// prior.
     pub fn sample(&self, n: i64, device: Device) -> Result<Tensor> {
         let z = Tensor::randn([n, self.config.latent_dim], (Kind::Float, device));
         tch::no_grad(|| self.decoder.mean(&z))
@@ -257,6 +166,12 @@ impl LatentVariableModel for Vae {
     }
 }
 
+impl GenerativeDecoder for Vae {
+    fn decode_mean(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.mean(z)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +183,7 @@ mod tests {
             hidden: vec![8, 6],
             latent_dim: 3,
             activation: Activation::Relu,
+            ..Default::default()
         };
         let vae = Vae::new(&vs.root(), &config).unwrap();
         (vs, vae)
@@ -294,7 +210,7 @@ mod tests {
         assert!(err.contains("[N, 12]") && err.contains("[4, 13]"), "{err}");
         let err = vae
             .decoder
-            .logits(&Tensor::rand([4, 2], (Kind::Float, Device::Cpu)))
+            .mean(&Tensor::rand([4, 2], (Kind::Float, Device::Cpu)))
             .unwrap_err()
             .to_string();
         assert!(err.contains("[N, 3]"), "{err}");
@@ -326,5 +242,43 @@ mod tests {
         };
         let err = Vae::new(&vs.root(), &config).unwrap_err().to_string();
         assert!(err.contains("latent_dim"), "{err}");
+    }
+
+    #[test]
+    fn default_decoder_is_the_original_bernoulli_decoder() {
+        let (vs, vae) = small();
+        let mut legacy_vs = nn::VarStore::new(Device::Cpu);
+        let legacy = BernoulliDecoder::new(
+            &(legacy_vs.root() / "decoder"),
+            3,
+            &[6, 8],
+            12,
+            Activation::Relu,
+        )
+        .unwrap();
+        // Same parameter names and shapes: a checkpoint of one loads into the other.
+        let names = |vs: &nn::VarStore| {
+            let mut v: Vec<(String, Vec<i64>)> = vs
+                .variables()
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("decoder."))
+                .map(|(n, t)| (n, t.size()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&vs), names(&legacy_vs));
+        legacy_vs.copy(&vs).unwrap();
+        let z = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+        let x = Tensor::rand([5, 12], (Kind::Float, Device::Cpu)).round();
+        let a = vae.decoder.log_likelihood(&x, &z).unwrap();
+        let b = legacy.log_likelihood(&x, &z).unwrap();
+        assert!(a.allclose(&b, 1e-6, 1e-6, false));
+        assert!(vae.decoder.mean(&z).unwrap().allclose(
+            &legacy.mean(&z).unwrap(),
+            1e-6,
+            1e-6,
+            false
+        ));
     }
 }

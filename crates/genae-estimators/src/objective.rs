@@ -1,0 +1,196 @@
+//! Training objectives: the (β-weighted, free-bits) ELBO and the IWAE bound, and KL warm-up.
+
+use genae_tensor::{log_mean_exp, DiagGaussian};
+use genae_zoo::LatentVariableModel;
+use tch::{Kind, Tensor};
+
+use crate::sampling::{at_least_one, non_negative, sample_terms, NoiseStream};
+use crate::{ElboTerms, Result};
+
+/// What a model is trained to maximise; [`Objective::loss`] gives the scalar to minimise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Objective {
+    /// The single-sample ELBO with analytic KL, the KL term weighted by `beta` (β-VAE;
+    /// `beta = 1` is the plain VAE) and, when `free_bits > 0`, floored per latent dimension à la
+    /// Kingma et al. (2016): the KL term is `Σ_j max(λ, mean_batch KL_j)` with `λ = free_bits`
+    /// nats, so dimensions below `λ` get no gradient pushing them to the prior.
+    Elbo {
+        /// Weight on the KL term (≥ 0).
+        beta: f64,
+        /// The free-bits floor `λ` per latent dimension in nats (≥ 0; 0 is off).
+        free_bits: f64,
+    },
+    /// The importance-weighted bound `L_k` (Burda et al., 2016); the loss is `−mean L_k`.
+    Iwae {
+        /// Importance samples per example (≥ 1; `k = 1` is the ELBO with a Monte-Carlo KL).
+        k: i64,
+    },
+}
+
+impl Default for Objective {
+    /// The plain ELBO: `beta = 1`, no free bits.
+    fn default() -> Self {
+        Self::Elbo {
+            beta: 1.0,
+            free_bits: 0.0,
+        }
+    }
+}
+
+/// What [`Objective::loss`] returns.
+#[derive(Debug)]
+pub struct ObjectiveOutput {
+    /// The scalar to minimise, averaged over the batch (differentiable).
+    pub loss: Tensor,
+    /// The plain, unweighted ELBO terms of the batch (per example, detached), for logging: with
+    /// the analytic KL for [`Objective::Elbo`], with the Monte-Carlo KL over the `k` samples for
+    /// [`Objective::Iwae`].
+    pub terms: ElboTerms,
+}
+
+impl Objective {
+    /// Checks the parameters, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Self::Elbo { beta, free_bits } => {
+                non_negative("beta", beta)?;
+                non_negative("free_bits", free_bits)
+            }
+            Self::Iwae { k } => at_least_one("k", k),
+        }
+    }
+
+    /// The loss of a batch `x`. `kl_weight_scale` (≥ 0) multiplies `beta` for KL warm-up: pass
+    /// [`KlWarmup::scale`] of the step (or 1). It has no effect on [`Objective::Iwae`].
+    ///
+    /// ```
+    /// use genae_estimators::{KlWarmup, Objective};
+    /// use genae_zoo::{Vae, VaeConfig};
+    /// use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+    ///
+    /// let vs = nn::VarStore::new(Device::Cpu);
+    /// let vae = Vae::new(&vs.root(), &VaeConfig { input_dim: 8, hidden: vec![16], latent_dim: 2, ..Default::default() }).unwrap();
+    /// let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
+    /// let x = Tensor::rand([4, 8], (Kind::Float, Device::Cpu)).round();
+    /// let objective = Objective::Elbo { beta: 4.0, free_bits: 0.1 };
+    /// let warmup = KlWarmup { steps: 100 };
+    /// for step in 0..3 {
+    ///     let out = objective.loss(&vae, &x, warmup.scale(step)).unwrap();
+    ///     opt.backward_step(&out.loss);
+    ///     let logged = out.terms.means(); // plain ELBO, reconstruction, KL
+    ///     assert!(logged.kl >= 0.0);
+    /// }
+    /// let iwae = Objective::Iwae { k: 5 }.loss(&vae, &x, 1.0).unwrap();
+    /// assert_eq!(iwae.loss.dim(), 0);
+    /// ```
+    pub fn loss<M: LatentVariableModel + ?Sized>(
+        &self,
+        model: &M,
+        x: &Tensor,
+        kl_weight_scale: f64,
+    ) -> Result<ObjectiveOutput> {
+        self.validate()?;
+        non_negative("kl_weight_scale", kl_weight_scale)?;
+        match *self {
+            Self::Elbo { beta, free_bits } => {
+                elbo_loss(model, x, beta * kl_weight_scale, free_bits)
+            }
+            Self::Iwae { k } => iwae_loss(model, x, k),
+        }
+    }
+}
+
+/// `KL(q ‖ p)` per latent dimension (`[N, d]`), for diagonal Gaussians of the same shape.
+fn kl_per_dim(q: &DiagGaussian, p: &DiagGaussian) -> Result<Tensor> {
+    let diff = q.mean().f_sub(p.mean())?;
+    let per_dim =
+        p.log_var() - q.log_var() + (q.variance() + diff.square()) * (-p.log_var()).exp() - 1.0;
+    Ok(per_dim * 0.5)
+}
+
+fn elbo_loss<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    kl_weight: f64,
+    free_bits: f64,
+) -> Result<ObjectiveOutput> {
+    let posterior = model.encode(x)?;
+    let prior = model.prior(posterior.mean())?;
+    let kl_dims = kl_per_dim(&posterior, &prior)?; // [N, d]
+    let kl = kl_dims.sum_dim_intlist(-1, false, None::<Kind>); // [N]
+    let reconstruction = model.log_likelihood(x, &posterior.rsample())?;
+    let kl_term = if free_bits > 0.0 {
+        kl_dims
+            .mean_dim(0, false, None::<Kind>)
+            .clamp_min(free_bits)
+            .sum(None::<Kind>)
+    } else {
+        kl.mean(None::<Kind>)
+    };
+    let loss = kl_term * kl_weight - reconstruction.mean(None::<Kind>);
+    let reconstruction = reconstruction.detach();
+    let kl = kl.detach();
+    Ok(ObjectiveOutput {
+        loss,
+        terms: ElboTerms {
+            elbo: &reconstruction - &kl,
+            reconstruction,
+            kl,
+        },
+    })
+}
+
+fn iwae_loss<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    k: i64,
+) -> Result<ObjectiveOutput> {
+    let posterior = model.encode(x)?;
+    let prior = model.prior(posterior.mean())?;
+    let eps = NoiseStream::new(posterior.mean(), k).take(k);
+    let samples = sample_terms(model, x, &posterior, &prior, &eps)?;
+    let bound = log_mean_exp(&samples.log_weights(), 0);
+    let loss = -bound.mean(None::<Kind>);
+    let reconstruction = samples
+        .log_likelihood
+        .detach()
+        .mean_dim(0, false, None::<Kind>);
+    let kl = (samples.log_q.detach() - samples.log_prior.detach()).mean_dim(0, false, None::<Kind>);
+    Ok(ObjectiveOutput {
+        loss,
+        terms: ElboTerms {
+            elbo: &reconstruction - &kl,
+            reconstruction,
+            kl,
+        },
+    })
+}
+
+/// Linear KL warm-up (Bowman et al., 2016; Sønderby et al., 2016): the KL weight rises from 0
+/// to 1 over the first `steps` optimisation steps, then stays at 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KlWarmup {
+    /// Length of the ramp in steps; 0 means no warm-up (the scale is always 1).
+    pub steps: u64,
+}
+
+impl KlWarmup {
+    /// `min(1, step / steps)`, or 1 when `steps = 0`: pass it as
+    /// [`Objective::loss`]'s `kl_weight_scale`.
+    ///
+    /// ```
+    /// use genae_estimators::KlWarmup;
+    /// let warmup = KlWarmup { steps: 4 };
+    /// assert_eq!(warmup.scale(0), 0.0);
+    /// assert_eq!(warmup.scale(1), 0.25);
+    /// assert_eq!(warmup.scale(10), 1.0);
+    /// assert_eq!(KlWarmup { steps: 0 }.scale(0), 1.0);
+    /// ```
+    pub fn scale(&self, step: u64) -> f64 {
+        if self.steps == 0 || step >= self.steps {
+            1.0
+        } else {
+            step as f64 / self.steps as f64
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Plots written into run directories (plotters, PNG).
+//!
+//! Text needs a TrueType font: the first of [`FONT_PATHS`] that exists is used (Debian's
+//! `fonts-dejavu-core`, which `cargo xtask setup` installs). Without one, plots are drawn without
+//! text rather than not at all.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::engine::LabError;
+
+/// Where a sans-serif TrueType font is looked for.
+pub const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// Registers a font for plotters once; whether one was found.
+fn font_available() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        FONT_PATHS.iter().any(|path| {
+            std::fs::read(path).ok().is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
+        })
+    })
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> LabError {
+    LabError::Io {
+        action: "drawing",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// A colour per class (a fixed qualitative palette, cycled).
+fn class_colour(label: u32) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    PALETTE[label as usize % PALETTE.len()]
+}
+
+/// A scatter plot of 2-d points coloured by label, with a legend of class names, written
+/// atomically to `path` (PNG).
+pub(crate) fn scatter_by_label(
+    points: &[(f64, f64)],
+    labels: &[u32],
+    class_names: &[String],
+    title: &str,
+    axes: (&str, &str),
+    path: &Path,
+) -> Result<(), LabError> {
+    let tmp = path.with_file_name(format!(
+        ".tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    draw_scatter(points, labels, class_names, title, axes, &tmp)
+        .map_err(|e| plot_error(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LabError::io("writing", path, e))
+}
+
+fn draw_scatter(
+    points: &[(f64, f64)],
+    labels: &[u32],
+    class_names: &[String],
+    title: &str,
+    axes: (&str, &str),
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let text = font_available();
+    let area = BitMapBackend::new(path, (900, 760)).into_drawing_area();
+    area.fill(&WHITE)?;
+    let bound = |f: fn(&(f64, f64)) -> f64| {
+        let (lo, hi) = points
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        if lo.is_finite() && hi > lo {
+            let pad = 0.05 * (hi - lo);
+            (lo - pad)..(hi + pad)
+        } else {
+            -1.0..1.0
+        }
+    };
+    let (xs, ys) = (bound(|p| p.0), bound(|p| p.1));
+    let mut builder = ChartBuilder::on(&area);
+    builder.margin(15);
+    if text {
+        builder
+            .caption(title, ("sans-serif", 22))
+            .x_label_area_size(40)
+            .y_label_area_size(55);
+    }
+    let mut chart = builder.build_cartesian_2d(xs, ys)?;
+    if text {
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+    }
+    let n_classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    for class in 0..n_classes as u32 {
+        let series = points
+            .iter()
+            .zip(labels)
+            .filter(|(_, &l)| l == class)
+            .map(|(&p, _)| Circle::new(p, 2, class_colour(class).mix(0.7).filled()));
+        let drawn = chart.draw_series(series)?;
+        if text {
+            let name = class_names
+                .get(class as usize)
+                .cloned()
+                .unwrap_or_else(|| class.to_string());
+            drawn
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, class_colour(class).filled()));
+        }
+    }
+    if text && n_classes > 0 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+    }
+    area.present()?;
+    Ok(())
+}

@@ -1,0 +1,802 @@
+//! `cargo xtask compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: the same VAE
+//! recipe trained by genae and by a PyTorch script, side by side.
+//!
+//! genae runs `crates/genae-lab/configs/fashion-mnist-vae.toml` (release build, `--set` for the
+//! seed, the epochs and the `L_k` estimate); PyTorch runs
+//! `crates/genae-lab/reference/pytorch_vae.py` with the project's venv Python. Both on the CPU.
+//! Each process's peak RSS is measured with `/usr/bin/time -f %M` when it is there (else the
+//! number the run reports, if any). The table (per seed, means, ratios against the targets) is
+//! printed and written as Markdown to `runs/compare-vae-<UTC timestamp>.md`; the PyTorch reports
+//! and the RSS files go to `runs/compare-vae-<UTC timestamp>/`. A number a run does not report
+//! is shown as `n/a`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use crate::libtorch::Layout;
+use crate::{process, setup};
+
+/// The genae config the comparison runs, relative to the workspace root.
+const CONFIG: &str = "crates/genae-lab/configs/fashion-mnist-vae.toml";
+/// The PyTorch reference script, relative to the workspace root.
+const SCRIPT: &str = "crates/genae-lab/reference/pytorch_vae.py";
+/// GNU time, for each process's peak resident set size.
+const TIME: &str = "/usr/bin/time";
+/// Targets: at most this many nats between the two `L_k` (mean over seeds)…
+const QUALITY_TARGET_NATS: f64 = 1.0;
+/// …genae's training throughput at least this many times PyTorch's…
+const THROUGHPUT_TARGET: f64 = 1.3;
+/// …and PyTorch's `L_k` evaluation time at least this many times genae's.
+const EVAL_TARGET: f64 = 2.0;
+
+/// The models `compare` knows.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Model {
+    /// The MLP VAE of `fashion-mnist-vae.toml` against `reference/pytorch_vae.py`.
+    Vae,
+}
+
+/// `cargo xtask compare` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which model to compare.
+    model: Model,
+    /// Training epochs on each side.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
+    /// Number of seeds (0, 1, …), each run once by genae and once by PyTorch.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Importance samples of the `L_k` log-likelihood estimate.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
+    /// Test images `L_k` is averaged over (the first ones).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    eval_images: u64,
+    /// Use only the first N training images (0: all 60 000).
+    #[arg(long, default_value_t = 0)]
+    train_size: u64,
+    /// Use only the first N test images (0: all 10 000).
+    #[arg(long, default_value_t = 0)]
+    test_size: u64,
+    /// Intra-op threads on both sides (0: genae's libtorch default and one per CPU for the
+    /// script). Set it when other work shares the machine.
+    #[arg(long, default_value_t = 0)]
+    threads: u64,
+}
+
+/// What one run (one implementation, one seed) reported; `None` is shown as `n/a`.
+#[derive(Clone, Debug, Default)]
+struct Measured {
+    elbo: Option<f64>,
+    log_likelihood: Option<f64>,
+    examples_per_s: Option<f64>,
+    eval_seconds: Option<f64>,
+    peak_mb: Option<f64>,
+}
+
+impl Measured {
+    /// The numbers of a `summary.json` (genae) or of the script's report (PyTorch).
+    fn from_report(report: &Json, k: u64) -> Self {
+        let ll_k = report.num("test.log_likelihood.k");
+        // An `L_k` with another k than asked for is not the number the table promises.
+        let ll_ok = ll_k.is_none_or(|got| got == k as f64);
+        Self {
+            elbo: report.num("test.elbo"),
+            log_likelihood: report.num("test.log_likelihood.value").filter(|_| ll_ok),
+            examples_per_s: report.num("train.examples_per_s"),
+            // The L_k time itself (`eval.seconds` is the script's name for the same number).
+            eval_seconds: report
+                .num("test.log_likelihood.seconds")
+                .filter(|_| ll_ok)
+                .or_else(|| report.num("eval.seconds")),
+            peak_mb: report.num("peak_rss_mb"),
+        }
+    }
+}
+
+/// Setup, release build, then every seed on both sides; prints the table and writes it.
+pub fn run(args: &Args) -> Result<()> {
+    let Model::Vae = args.model;
+    let found = setup::run()?;
+    let layout = Layout::new();
+    let python = found
+        .python(&layout)
+        .or_else(|| Some(layout.venv_python()).filter(|p| p.exists()))
+        .context(
+            "compare: no Python with torch 2.11.0 for the PyTorch side (.genae/venv/bin/python \
+             is missing; run `cargo xtask setup` without a LIBTORCH of your own)",
+        )?;
+    let mut build = process::cargo();
+    build.args(["build", "--release", "-p", "genae-lab", "--bin", "genae"]);
+    process::run(&mut build).context("compare: building the genae binary failed")?;
+
+    let genae = crate::genae_binary();
+    let root = crate::root();
+    let mut check = Command::new(&genae);
+    check.current_dir(root).arg("check").arg(root.join(CONFIG));
+    let resolved = process::capture(&mut check).context("compare: `genae check` failed")?;
+    let genae_has_lk = resolved.contains("log_likelihood_k");
+    if !genae_has_lk {
+        println!("note: this genae has no `eval.log_likelihood_k`; its L_k is shown as n/a");
+    }
+    let genae_threads = if args.threads > 0 {
+        Some(args.threads.to_string())
+    } else {
+        genae_threads(&genae)
+    };
+
+    let stamp = utc_stamp(SystemTime::now());
+    let out_dir = root
+        .join("runs")
+        .join(format!("compare-vae-{}", stamp.compact));
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let time = Path::new(TIME).is_file().then_some(Path::new(TIME));
+    if time.is_none() {
+        println!("note: {TIME} not found; peak memory is what each run reports (if anything)");
+    }
+
+    let mut genae_runs = Vec::new();
+    let mut torch_runs = Vec::new();
+    let mut torch_info = None;
+    for seed in 0..args.seeds {
+        println!("\n== seed {seed}: genae");
+        genae_runs.push(run_genae(args, seed, &genae, genae_has_lk, &out_dir, time)?);
+        println!("\n== seed {seed}: PyTorch");
+        let (measured, info) = run_pytorch(args, seed, &python, &out_dir, time)?;
+        torch_runs.push(measured);
+        torch_info.get_or_insert(info);
+    }
+
+    let header = Header {
+        command: command_line(args),
+        date: stamp.iso,
+        machine: machine(),
+        genae_threads,
+        torch: torch_info.unwrap_or_default(),
+        peak_source: if time.is_some() {
+            "`/usr/bin/time -f %M` (whole process)"
+        } else {
+            "as reported by each run"
+        },
+    };
+    let table = render(args, &header, &genae_runs, &torch_runs);
+    println!("\n{table}");
+    let md = root
+        .join("runs")
+        .join(format!("compare-vae-{}.md", stamp.compact));
+    fs::write(&md, &table).with_context(|| format!("cannot write {}", md.display()))?;
+    println!("table written to {}", md.display());
+    Ok(())
+}
+
+/// `target/release/genae train` for one seed; returns what its `summary.json` says.
+fn run_genae(
+    args: &Args,
+    seed: u64,
+    genae: &Path,
+    has_lk: bool,
+    out_dir: &Path,
+    time: Option<&Path>,
+) -> Result<Measured> {
+    let rss = out_dir.join(format!("genae-seed{seed}.rss"));
+    let mut cmd = measured_command(time, genae, &rss);
+    let root = crate::root();
+    cmd.current_dir(root)
+        .env("GENAE_DEVICE", "cpu")
+        .arg("train")
+        .arg(root.join(CONFIG));
+    let mut sets = vec![
+        format!("seed={seed}"),
+        format!("train.epochs={}", args.epochs),
+        format!("name=compare-genae-{seed}"),
+        "device=cpu".to_owned(),
+    ];
+    if args.train_size > 0 {
+        sets.push(format!("data.train_size={}", args.train_size));
+    }
+    if args.test_size > 0 {
+        sets.push(format!("data.test_size={}", args.test_size));
+    }
+    if args.threads > 0 {
+        sets.push(format!("threads={}", args.threads));
+    }
+    if has_lk {
+        sets.push(format!("eval.log_likelihood_k={}", args.k));
+        sets.push(format!("eval.log_likelihood_images={}", args.eval_images));
+    }
+    for kv in sets {
+        cmd.arg("--set").arg(kv);
+    }
+    let stdout = tee_stdout(&mut cmd)?;
+    let run_dir = stdout
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("run directory:"))
+        .map(|p| root.join(p.trim()))
+        .context("compare: genae printed no `run directory: <path>` line")?;
+    let summary = run_dir.join("summary.json");
+    let text = fs::read_to_string(&summary)
+        .with_context(|| format!("cannot read {}", summary.display()))?;
+    let report =
+        Json::parse(&text).with_context(|| format!("{} is not JSON", summary.display()))?;
+    let mut measured = Measured::from_report(&report, args.k);
+    if let Some(mb) = read_rss_mb(time, &rss) {
+        measured.peak_mb = Some(mb);
+    }
+    Ok(measured)
+}
+
+/// What the PyTorch reports say about their environment (for the table's header).
+#[derive(Clone, Debug, Default)]
+struct TorchInfo {
+    version: Option<String>,
+    python: Option<String>,
+    threads: Option<f64>,
+}
+
+/// The PyTorch script for one seed; returns its numbers and its environment.
+fn run_pytorch(
+    args: &Args,
+    seed: u64,
+    python: &Path,
+    out_dir: &Path,
+    time: Option<&Path>,
+) -> Result<(Measured, TorchInfo)> {
+    let rss = out_dir.join(format!("pytorch-seed{seed}.rss"));
+    let json = out_dir.join(format!("pytorch-seed{seed}.json"));
+    let root = crate::root();
+    let mut cmd = measured_command(time, python, &rss);
+    cmd.current_dir(root)
+        .args(["-W", "ignore"])
+        .arg(root.join(SCRIPT))
+        .args(["--epochs", &args.epochs.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .args(["--train-size", &args.train_size.to_string()])
+        .args(["--test-size", &args.test_size.to_string()])
+        .args(["--k", &args.k.to_string()])
+        .args(["--eval-images", &args.eval_images.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .arg("--out")
+        .arg(&json);
+    tee_stdout(&mut cmd)?;
+    let text =
+        fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
+    let report = Json::parse(&text).with_context(|| format!("{} is not JSON", json.display()))?;
+    let mut measured = Measured::from_report(&report, args.k);
+    if let Some(mb) = read_rss_mb(time, &rss) {
+        measured.peak_mb = Some(mb);
+    }
+    let info = TorchInfo {
+        version: report.str("torch_version").map(str::to_owned),
+        python: report.str("python_version").map(str::to_owned),
+        threads: report.num("threads"),
+    };
+    Ok((measured, info))
+}
+
+/// `program`, wrapped in `/usr/bin/time -f %M -o <rss>` when `time` is given.
+fn measured_command(time: Option<&Path>, program: &Path, rss: &Path) -> Command {
+    match time {
+        Some(time) => {
+            let mut cmd = Command::new(time);
+            cmd.args(["-f", "%M", "-o"]).arg(rss).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The peak RSS GNU time wrote (KiB on its last line), in MiB.
+fn read_rss_mb(time: Option<&Path>, rss: &Path) -> Option<f64> {
+    time?;
+    let text = fs::read_to_string(rss).ok()?;
+    let kib: f64 = text.lines().last()?.trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs `cmd` (echoed like [`process::run`]) with its stdout both shown and kept; stderr streams
+/// through. Fails unless it exits with 0.
+fn tee_stdout(cmd: &mut Command) -> Result<String> {
+    println!("$ {}", process::display(cmd));
+    let _ = std::io::stdout().flush();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("could not run `{}`", process::display(cmd)))?;
+    let mut kept = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.with_context(|| format!("reading `{}`", process::display(cmd)))?;
+            println!("{line}");
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "`{}` failed with {}",
+            process::display(cmd),
+            process::describe(status)
+        );
+    }
+    Ok(kept)
+}
+
+/// libtorch's intra-op threads as `genae doctor` reports them, if it does.
+fn genae_threads(genae: &Path) -> Option<String> {
+    let out = Command::new(genae)
+        .current_dir(crate::root())
+        .arg("doctor")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("intra-op threads:"))
+        .map(|v| v.trim().to_owned())
+}
+
+/// What the table's header says besides the numbers.
+struct Header {
+    command: String,
+    date: String,
+    machine: String,
+    genae_threads: Option<String>,
+    torch: TorchInfo,
+    peak_source: &'static str,
+}
+
+/// The command line this comparison was run with, for the table's header.
+fn command_line(args: &Args) -> String {
+    let mut line = format!(
+        "cargo xtask compare vae --epochs {} --seeds {} --k {} --eval-images {}",
+        args.epochs, args.seeds, args.k, args.eval_images
+    );
+    if args.train_size > 0 {
+        let _ = write!(line, " --train-size {}", args.train_size);
+    }
+    if args.test_size > 0 {
+        let _ = write!(line, " --test-size {}", args.test_size);
+    }
+    if args.threads > 0 {
+        let _ = write!(line, " --threads {}", args.threads);
+    }
+    line
+}
+
+/// "N CPUs, <model name>" from the standard library and `/proc/cpuinfo`.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(_, name)| name.trim().to_owned())
+    });
+    match model {
+        Some(model) => format!("{cpus} CPUs ({model})"),
+        None => format!("{cpus} CPUs"),
+    }
+}
+
+/// The mean of all values, or `None` when any is missing (a partial mean would mislead).
+fn mean(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Option<Vec<f64>> = values.into_iter().collect();
+    let values = values?;
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// A number with `decimals` decimals, or `n/a`.
+fn fmt(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// [`fmt`] followed by `unit` (`-1.23 nats`, `1.59×`), or a bare `n/a`.
+fn with_unit(value: Option<f64>, decimals: usize, unit: &str) -> String {
+    match fmt(value, decimals) {
+        na if na == "n/a" => na,
+        number => number + unit,
+    }
+}
+
+/// `met` / `not met` / `n/a` for a value against a target.
+fn verdict(value: Option<f64>, ok: impl Fn(f64) -> bool) -> &'static str {
+    match value {
+        Some(v) if v.is_finite() => {
+            if ok(v) {
+                "met"
+            } else {
+                "not met"
+            }
+        }
+        _ => "n/a",
+    }
+}
+
+/// The Markdown report: header, per-seed and mean rows for both sides, then the ratios.
+fn render(args: &Args, ctx: &Header, genae: &[Measured], torch: &[Measured]) -> String {
+    let mut s = String::new();
+    let k = args.k;
+    let count = |n: u64, all: &str| match n {
+        0 => format!("all {all}"),
+        n => n.to_string(),
+    };
+    let sizes = format!(
+        "{} train / {} test images",
+        count(args.train_size, "60 000"),
+        count(args.test_size, "10 000")
+    );
+    let _ = writeln!(s, "## VAE on Fashion-MNIST: genae vs PyTorch\n");
+    let _ = writeln!(s, "- Command: `{}`", ctx.command);
+    let _ = writeln!(
+        s,
+        "- Date: {}. Machine: {}, CPU only.",
+        ctx.date, ctx.machine
+    );
+    let _ = writeln!(
+        s,
+        "- genae: release build, `{CONFIG}`, libtorch intra-op threads {}. PyTorch: `{SCRIPT}`, \
+         torch {} (Python {}), {} threads.",
+        ctx.genae_threads.as_deref().unwrap_or("n/a"),
+        ctx.torch.version.as_deref().unwrap_or("n/a"),
+        ctx.torch.python.as_deref().unwrap_or("n/a"),
+        fmt(ctx.torch.threads, 0)
+    );
+    let _ = writeln!(
+        s,
+        "- Recipe: 784-300-300-40 ReLU MLP VAE, Bernoulli decoder, Adam 1e-3, batch 100, {} \
+         epoch(s), {sizes}, dynamic binarisation (test: static). L_{k}: IWAE estimate with k = {k} \
+         on the first {} test images. Peak memory: {}.\n",
+        args.epochs, args.eval_images, ctx.peak_source
+    );
+    let _ = writeln!(
+        s,
+        "| implementation | seed | test ELBO (nats) | L_{k} (nats) | train examples/s | L_{k} eval s | peak memory (MiB) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for (name, runs) in [("genae", genae), ("PyTorch", torch)] {
+        let row = |label: &str, seed: &str, m: &Measured| {
+            format!(
+                "| {label} | {seed} | {} | {} | {} | {} | {} |",
+                fmt(m.elbo, 2),
+                fmt(m.log_likelihood, 2),
+                fmt(m.examples_per_s, 0),
+                fmt(m.eval_seconds, 2),
+                fmt(m.peak_mb, 0)
+            )
+        };
+        for (seed, m) in runs.iter().enumerate() {
+            let _ = writeln!(s, "{}", row(name, &seed.to_string(), m));
+        }
+        let avg = Measured {
+            elbo: mean(runs.iter().map(|m| m.elbo)),
+            log_likelihood: mean(runs.iter().map(|m| m.log_likelihood)),
+            examples_per_s: mean(runs.iter().map(|m| m.examples_per_s)),
+            eval_seconds: mean(runs.iter().map(|m| m.eval_seconds)),
+            peak_mb: mean(runs.iter().map(|m| m.peak_mb)),
+        };
+        let _ = writeln!(s, "{}", row(&format!("**{name}**"), "mean", &avg));
+    }
+
+    let throughput = ratio(
+        mean(genae.iter().map(|m| m.examples_per_s)),
+        mean(torch.iter().map(|m| m.examples_per_s)),
+    );
+    let eval = ratio(
+        mean(torch.iter().map(|m| m.eval_seconds)),
+        mean(genae.iter().map(|m| m.eval_seconds)),
+    );
+    let delta = mean(genae.iter().zip(torch).map(|(g, t)| {
+        let (g, t) = (g.log_likelihood?, t.log_likelihood?);
+        Some((g - t).abs())
+    }));
+    let _ = writeln!(s, "\n| comparison | value | target | |");
+    let _ = writeln!(s, "|---|---:|---|---|");
+    let _ = writeln!(
+        s,
+        "| quality: \\|Δ L_{k}\\| (genae − PyTorch, mean over seeds) | {} | ≤ {QUALITY_TARGET_NATS} nat | {} |",
+        with_unit(delta, 2, " nats"),
+        verdict(delta, |d| d <= QUALITY_TARGET_NATS)
+    );
+    let _ = writeln!(
+        s,
+        "| throughput: genae / PyTorch train examples/s | {} | ≥ {THROUGHPUT_TARGET}× | {} |",
+        with_unit(throughput, 2, "×"),
+        verdict(throughput, |r| r >= THROUGHPUT_TARGET)
+    );
+    let _ = writeln!(
+        s,
+        "| evaluation: PyTorch / genae L_{k} seconds | {} | ≥ {EVAL_TARGET}× | {} |",
+        with_unit(eval, 2, "×"),
+        verdict(eval, |r| r >= EVAL_TARGET)
+    );
+    s
+}
+
+/// `a / b` when both are there and `b > 0`.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (b > 0.0).then(|| a / b)
+}
+
+/// A UTC time as `20261122T031920Z` (as run directories are named) and `2026-11-22 03:19:20 UTC`.
+struct Stamp {
+    compact: String,
+    iso: String,
+}
+
+/// [`Stamp`] of `now` (the civil-from-days algorithm, so xtask needs no date crate).
+fn utc_stamp(now: SystemTime) -> Stamp {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (h, mi, se) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Stamp {
+        compact: format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{se:02}Z"),
+        iso: format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{se:02} UTC"),
+    }
+}
+
+/// Just enough JSON to read `summary.json` and the script's report (xtask has no serde).
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses a whole document.
+    fn parse(text: &str) -> Result<Json> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let value = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            bail!("trailing characters at byte {}", p.i);
+        }
+        Ok(value)
+    }
+
+    /// The value at a dotted path of object keys (`test.log_likelihood.value`).
+    fn get(&self, path: &str) -> Option<&Json> {
+        path.split('.').try_fold(self, |v, key| match v {
+            Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        })
+    }
+
+    /// The number at `path` (`None` when absent, `null` or not a number).
+    fn num(&self, path: &str) -> Option<f64> {
+        match self.get(path)? {
+            Json::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The string at `path`.
+    fn str(&self, path: &str) -> Option<&str> {
+        match self.get(path)? {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A recursive-descent JSON reader over bytes.
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<()> {
+        self.ws();
+        if self.s.get(self.i) != Some(&byte) {
+            bail!("expected `{}` at byte {}", byte as char, self.i);
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    fn value(&mut self) -> Result<Json> {
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'{') => {
+                self.i += 1;
+                let mut fields = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(fields));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.eat(b':')?;
+                    fields.push((key, self.value()?));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(fields));
+                        }
+                        _ => bail!("expected `,` or `}}` at byte {}", self.i),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(items));
+                        }
+                        _ => bail!("expected `,` or `]` at byte {}", self.i),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Json::Str(self.string()?)),
+            Some(_) => {
+                for (word, value) in [
+                    ("null", Json::Null),
+                    ("true", Json::Bool(true)),
+                    ("false", Json::Bool(false)),
+                    // Python's json writes these for non-finite floats.
+                    ("NaN", Json::Num(f64::NAN)),
+                    ("Infinity", Json::Num(f64::INFINITY)),
+                    ("-Infinity", Json::Num(f64::NEG_INFINITY)),
+                ] {
+                    if self.s[self.i..].starts_with(word.as_bytes()) {
+                        self.i += word.len();
+                        return Ok(value);
+                    }
+                }
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(c))
+                {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i])?;
+                text.parse()
+                    .map(Json::Num)
+                    .with_context(|| format!("bad value `{text}` at byte {start}"))
+            }
+            None => bail!("unexpected end of input"),
+        }
+    }
+
+    fn string(&mut self) -> Result<String> {
+        self.eat(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.i) else {
+                bail!("unterminated string");
+            };
+            self.i += 1;
+            match c {
+                b'"' => return Ok(String::from_utf8(out)?),
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else {
+                        bail!("unterminated string");
+                    };
+                    self.i += 1;
+                    let ch = match e {
+                        b'n' => '\n',
+                        b't' => '\t',
+                        b'r' => '\r',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'u' => {
+                            let hex = self.s.get(self.i..self.i + 4).context("short \\u escape")?;
+                            self.i += 4;
+                            let code = u32::from_str_radix(std::str::from_utf8(hex)?, 16)?;
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        other => other as char,
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                _ => out.push(c),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_reads_nested_numbers_and_missing_keys() {
+        let doc = Json::parse(
+            r#"{"model": "vae", "test": {"elbo": -250.5, "kl": 1e1,
+                "log_likelihood": {"k": 100, "value": null}}, "list": [1, "a\"b", true],
+                "run_dir": "runs\/x \u00e9"}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.num("test.elbo"), Some(-250.5));
+        assert_eq!(doc.num("test.kl"), Some(10.0));
+        assert_eq!(doc.num("test.log_likelihood.k"), Some(100.0));
+        assert_eq!(doc.num("test.log_likelihood.value"), None);
+        assert_eq!(doc.num("train.examples_per_s"), None);
+        assert_eq!(doc.str("model"), Some("vae"));
+        assert_eq!(doc.str("run_dir"), Some("runs/x é"));
+        assert!(Json::parse("{\"a\": 1,}").is_err());
+        assert!(Json::parse("[1] x").is_err());
+    }
+
+    #[test]
+    fn missing_numbers_make_n_a_not_errors() {
+        let genae = Json::parse(r#"{"test": {"elbo": -250.0}, "train": {"examples_per_s": 2600}}"#)
+            .unwrap();
+        let m = Measured::from_report(&genae, 5000);
+        assert_eq!(m.elbo, Some(-250.0));
+        assert_eq!(m.log_likelihood, None);
+        assert_eq!(mean([Some(1.0), None]), None);
+        assert_eq!(mean([Some(1.0), Some(3.0)]), Some(2.0));
+        assert_eq!(fmt(None, 2), "n/a");
+        assert_eq!(verdict(None, |_| true), "n/a");
+        assert_eq!(verdict(Some(1.5), |r| r >= 1.3), "met");
+        // An L_k for another k is not reported as this one.
+        let other_k =
+            Json::parse(r#"{"test": {"log_likelihood": {"k": 10, "value": -240.0}}}"#).unwrap();
+        assert_eq!(Measured::from_report(&other_k, 5000).log_likelihood, None);
+    }
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        let at = |secs| utc_stamp(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0).compact, "19700101T000000Z");
+        assert_eq!(at(951_782_400).iso, "2000-02-29 00:00:00 UTC");
+        assert_eq!(at(1_795_000_000).compact, "20261118T110640Z");
+    }
+}
