@@ -39,6 +39,14 @@ pub enum ConfigError {
         /// What was wrong.
         message: String,
     },
+    /// A config name that is not among the shipped ones.
+    #[error("no shipped config `{name}` (known: {known})")]
+    UnknownConfig {
+        /// The name asked for.
+        name: String,
+        /// The shipped names, comma-separated.
+        known: String,
+    },
     /// A value of the right type outside its allowed range.
     #[error("config field `{field}`: {reason}")]
     Invalid {

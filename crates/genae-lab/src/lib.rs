@@ -21,12 +21,14 @@
 //! println!("test ELBO {:.2} nats, run in {}", summary.test.elbo, summary.run_dir.display());
 //! ```
 
+mod catalog;
 mod config;
 mod engine;
 mod plots;
 mod progress;
 mod run_dir;
 
+pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
     ObjectiveKind, TrainSection, ValidConfig, SHAPES,

@@ -1,10 +1,12 @@
 //! `genae`: train and evaluate generative autoencoders from a TOML config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use genae_lab::{run_experiment, ValidConfig};
+use genae_lab::{
+    describe, load_shipped, run_experiment, shipped_config, ValidConfig, SHIPPED_CONFIGS,
+};
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
 /// genae: generative autoencoders on libtorch.
@@ -19,7 +21,7 @@ struct Cli {
 enum Command {
     /// Train and evaluate the model a config describes; prints the run directory at the end.
     Train {
-        /// The config file (TOML).
+        /// The config file (TOML), or the name of a shipped one (`genae config list`).
         config: PathBuf,
         /// Override a config value: `--set section.key=value` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -27,11 +29,16 @@ enum Command {
     },
     /// Validate a config and print it resolved, every default filled in.
     Check {
-        /// The config file (TOML).
+        /// The config file (TOML), or the name of a shipped one (`genae config list`).
         config: PathBuf,
         /// Override a config value: `--set section.key=value` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// The configs shipped with genae (`crates/genae-lab/configs/`).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
@@ -39,6 +46,20 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Every shipped config with its one-line description.
+    List,
+    /// A shipped config resolved, every default filled in.
+    Show {
+        /// Its name (`genae config list`).
+        name: String,
+        /// Override a config value: `--set section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 
@@ -79,10 +100,23 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A config file, or, when no such file exists, a shipped config of that name.
+fn load_config(path: &Path, overrides: &[String]) -> anyhow::Result<ValidConfig> {
+    let name = path
+        .to_str()
+        .filter(|n| !n.contains('/') && !n.ends_with(".toml"));
+    match name {
+        Some(name) if !path.exists() && shipped_config(name).is_some() => {
+            Ok(load_shipped(name, overrides)?)
+        }
+        _ => Ok(ValidConfig::load(path, overrides)?),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train { config, overrides } => {
-            let config = ValidConfig::load(&config, &overrides)?;
+            let config = load_config(&config, &overrides)?;
             let summary = run_experiment(&config)?;
             println!(
                 "test ELBO {:.3} nats (reconstruction {:.3}, KL {:.3}); {:.0} train examples/s",
@@ -94,8 +128,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("run directory: {}", summary.run_dir.display());
         }
         Command::Check { config, overrides } => {
-            print!("{}", ValidConfig::load(&config, &overrides)?.to_toml());
+            print!("{}", load_config(&config, &overrides)?.to_toml());
         }
+        Command::Config { command } => match command {
+            ConfigCommand::List => {
+                let width = SHIPPED_CONFIGS
+                    .iter()
+                    .map(|(n, _)| n.len())
+                    .max()
+                    .unwrap_or(0);
+                let lines: Vec<String> = SHIPPED_CONFIGS
+                    .iter()
+                    .map(|(name, text)| format!("{name:width$}  {}", describe(text)))
+                    .collect();
+                print_stdout(&(lines.join("\n") + "\n"))?;
+            }
+            ConfigCommand::Show { name, overrides } => {
+                print_stdout(&load_shipped(&name, &overrides)?.to_toml())?;
+            }
+        },
         Command::Dataset { command } => match command {
             DatasetCommand::List { dir } => {
                 let entries = genae_data::registry::list(dir.as_deref());
