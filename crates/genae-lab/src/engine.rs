@@ -524,6 +524,7 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     };
     let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
     run_dir.write_atomic("summary.json", json.as_bytes())?;
+    crate::report::write_report(&run_dir)?;
     Ok(summary)
 }
 

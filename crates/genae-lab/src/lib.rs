@@ -12,7 +12,11 @@
 //! | `summary.json` | final numbers: `model`, `dataset`, `test.elbo`, `test.kl`, `test.reconstruction`, `train.examples_per_s`, `train.seconds`, … |
 //! | `reconstructions.png` | test images (top) over their reconstructions (bottom) |
 //! | `samples.png` | decoder means of prior samples |
-//! | `model.safetensors` | the final parameters |
+//! | `interpolations.png` | decoded linear and spherical paths between test codes |
+//! | `latents.png` | test codes coloured by label (2-d, or their first two principal components) |
+//! | `curves.png` | training curves |
+//! | `report.html` | all of the above on one self-contained page ([`write_report`]) |
+//! | `model.safetensors` | the parameters (at the end, and every `eval.every` epochs) |
 //!
 //! ```no_run
 //! use genae_lab::{run_experiment, ValidConfig};
@@ -26,6 +30,7 @@ mod config;
 mod engine;
 mod plots;
 mod progress;
+mod report;
 mod run_dir;
 
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
@@ -37,4 +42,5 @@ pub use engine::{
     run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary, SplitMetrics,
     TestSummary, TrainTotals,
 };
+pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;

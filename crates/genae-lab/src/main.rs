@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use genae_lab::{
-    describe, load_shipped, run_experiment, shipped_config, ValidConfig, SHIPPED_CONFIGS,
+    describe, load_shipped, run_experiment, shipped_config, write_report_for, ValidConfig,
+    SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
@@ -39,6 +40,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// (Re)write `report.html` of a run directory from the files in it.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
     },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
@@ -129,6 +135,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { config, overrides } => {
             print!("{}", load_config(&config, &overrides)?.to_toml());
+        }
+        Command::Report { run_dir } => {
+            println!("{}", write_report_for(&run_dir)?.display());
         }
         Command::Config { command } => match command {
             ConfigCommand::List => {

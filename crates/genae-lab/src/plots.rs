@@ -148,3 +148,97 @@ fn draw_scatter(
     area.present()?;
     Ok(())
 }
+
+/// One named line of [`line_chart`]: `(x, y)` points.
+pub(crate) struct Line<'a> {
+    /// Legend entry.
+    pub name: &'a str,
+    /// The points, in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Lines on shared axes (training curves), written atomically to `path` (PNG).
+pub(crate) fn line_chart(
+    lines: &[Line<'_>],
+    title: &str,
+    axes: (&str, &str),
+    path: &Path,
+) -> Result<(), LabError> {
+    let tmp = path.with_file_name(format!(
+        ".tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    draw_lines(lines, title, axes, &tmp).map_err(|e| plot_error(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LabError::io("writing", path, e))
+}
+
+fn draw_lines(
+    lines: &[Line<'_>],
+    title: &str,
+    axes: (&str, &str),
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let text = font_available();
+    let area = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    area.fill(&WHITE)?;
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        let (lo, hi) = all()
+            .map(f)
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        if !lo.is_finite() {
+            0.0..1.0
+        } else if hi > lo {
+            let pad = 0.05 * (hi - lo);
+            (lo - pad)..(hi + pad)
+        } else {
+            (lo - 1.0)..(hi + 1.0)
+        }
+    };
+    let (xs, ys) = (range(|p| p.0), range(|p| p.1));
+    let mut builder = ChartBuilder::on(&area);
+    builder.margin(15);
+    if text {
+        builder
+            .caption(title, ("sans-serif", 22))
+            .x_label_area_size(40)
+            .y_label_area_size(65);
+    }
+    let mut chart = builder.build_cartesian_2d(xs, ys)?;
+    if text {
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .draw()?;
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let colour = class_colour(i as u32);
+        let points: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let drawn = chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
+        if text {
+            drawn.label(line.name).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        }
+    }
+    if text && !lines.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+    }
+    area.present()?;
+    Ok(())
+}

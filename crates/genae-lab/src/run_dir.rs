@@ -34,6 +34,21 @@ impl RunDir {
         unreachable!("the attempt counter is unbounded")
     }
 
+    /// An existing run directory (to write a report into, or resume from).
+    pub fn open(path: &Path) -> Result<Self, LabError> {
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Ok(Self {
+                path: path.to_path_buf(),
+            }),
+            Ok(_) => Err(LabError::io(
+                "opening run directory",
+                path,
+                std::io::Error::other("not a directory"),
+            )),
+            Err(e) => Err(LabError::io("opening run directory", path, e)),
+        }
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,258 @@
+//! `report.html`: one self-contained page per run directory (config, numbers, training curves,
+//! pictures), built from the files in the directory alone, with every image embedded as a
+//! `data:` URI, so it opens in a browser with no network and no other file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::engine::LabError;
+use crate::plots::{line_chart, Line};
+use crate::run_dir::RunDir;
+
+/// The pictures a report shows when the run wrote them, with their captions.
+const PICTURES: [(&str, &str); 5] = [
+    ("curves.png", "Training curves: ELBO per epoch (nats per example)"),
+    ("reconstructions.png", "Test images (top) over their reconstructions (bottom)"),
+    ("samples.png", "Decoder means of prior samples"),
+    (
+        "interpolations.png",
+        "Decoded linear (upper row of each pair) and spherical (lower row) interpolations between test codes",
+    ),
+    ("latents.png", "Test codes coloured by label"),
+];
+
+/// Writes `curves.png` (when there are metrics) and `report.html` into `run_dir`; returns the
+/// report's path.
+pub fn write_report(run_dir: &RunDir) -> Result<std::path::PathBuf, LabError> {
+    let read = |name: &str| std::fs::read_to_string(run_dir.file(name)).ok();
+    let config = read("config.toml").unwrap_or_default();
+    let metrics: Vec<Value> = read("metrics.jsonl")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary: Option<Value> = read("summary.json").and_then(|t| serde_json::from_str(&t).ok());
+
+    if !metrics.is_empty() {
+        draw_curves(&metrics, &run_dir.file("curves.png"))?;
+    }
+    let name = run_dir
+        .path()
+        .file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n",
+        title = escape(&name)
+    );
+    match &summary {
+        Some(s) => summary_section(&mut html, s),
+        None => html.push_str(
+            "<p class=\"warn\">No <code>summary.json</code>: the run has not finished (or was \
+             stopped); the table shows the epochs it completed.</p>\n",
+        ),
+    }
+    metrics_section(&mut html, &metrics);
+    for (file, caption) in PICTURES {
+        if let Ok(bytes) = std::fs::read(run_dir.file(file)) {
+            let _ = writeln!(
+                html,
+                "<figure><img alt=\"{file}\" src=\"data:image/png;base64,{}\">\
+                 <figcaption>{} (<code>{file}</code>)</figcaption></figure>",
+                base64::engine::general_purpose::STANDARD.encode(&bytes),
+                escape(caption)
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "<h2>Config</h2>\n<pre>{}</pre>\n</body></html>\n",
+        escape(&config)
+    );
+    run_dir.write_atomic("report.html", html.as_bytes())?;
+    Ok(run_dir.file("report.html"))
+}
+
+/// Writes the report of the run directory at `path` (for `genae report`).
+pub fn write_report_for(path: &Path) -> Result<std::path::PathBuf, LabError> {
+    write_report(&RunDir::open(path)?)
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;\
+text-align:right}th{background:#eee}td.k{text-align:left}figure{margin:1.5em 0}\
+img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}\
+pre{background:#f6f6f6;padding:1em;overflow:auto}.warn{color:#a40}";
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A number as the tables show it (3 decimals; integers as integers).
+fn show(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Value::Number(n) => n.as_f64().map_or_else(String::new, |f| format!("{f:.3}")),
+        Value::String(s) => escape(s),
+        Value::Null => String::new(),
+        other => escape(&other.to_string()),
+    }
+}
+
+/// Every scalar of the summary as `dotted.key | value` rows.
+fn summary_section(html: &mut String, summary: &Value) {
+    fn flatten(prefix: &str, v: &Value, rows: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, rows);
+                }
+            }
+            other => rows.push((prefix.to_string(), show(other))),
+        }
+    }
+    let mut rows = Vec::new();
+    flatten("", summary, &mut rows);
+    html.push_str("<h2>Summary</h2>\n<table>\n");
+    for (k, v) in rows {
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"k\">{}</td><td>{v}</td></tr>",
+            escape(&k)
+        );
+    }
+    html.push_str("</table>\n");
+}
+
+fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| &v[k])
+}
+
+fn metrics_section(html: &mut String, metrics: &[Value]) {
+    if metrics.is_empty() {
+        return;
+    }
+    const COLUMNS: [(&str, &str); 9] = [
+        ("epoch", "epoch"),
+        ("train.elbo", "train ELBO"),
+        ("test.elbo", "test ELBO"),
+        ("test.reconstruction", "test reconstruction"),
+        ("test.kl", "test KL"),
+        ("validation.elbo", "validation ELBO"),
+        ("log_likelihood.value", "test L_k"),
+        ("seconds", "seconds"),
+        ("examples_per_s", "examples/s"),
+    ];
+    // Only the columns some epoch has.
+    let present: Vec<_> = COLUMNS
+        .iter()
+        .filter(|(path, _)| metrics.iter().any(|m| !get(m, path).is_null()))
+        .collect();
+    html.push_str("<h2>Per epoch</h2>\n<table>\n<tr>");
+    for (_, title) in &present {
+        let _ = write!(html, "<th>{title}</th>");
+    }
+    html.push_str("</tr>\n");
+    for m in metrics {
+        html.push_str("<tr>");
+        for (path, _) in &present {
+            let _ = write!(html, "<td>{}</td>", show(get(m, path)));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+}
+
+fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
+    let series = |key: &str| -> Vec<(f64, f64)> {
+        metrics
+            .iter()
+            .filter_map(|m| Some((m["epoch"].as_f64()?, get(m, key).as_f64()?)))
+            .collect()
+    };
+    let mut lines = vec![
+        Line {
+            name: "train ELBO",
+            points: series("train.elbo"),
+        },
+        Line {
+            name: "test ELBO",
+            points: series("test.elbo"),
+        },
+    ];
+    for (name, key) in [
+        ("validation ELBO", "validation.elbo"),
+        ("test L_k", "log_likelihood.value"),
+    ] {
+        let points = series(key);
+        if !points.is_empty() {
+            lines.push(Line { name, points });
+        }
+    }
+    line_chart(
+        &lines,
+        "Training curves",
+        ("epoch", "nats per example"),
+        path,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_embeds_everything_and_escapes_text() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = RunDir::create(out.path(), "r").unwrap();
+        dir.write_atomic("config.toml", b"name = \"<b>&\"\n")
+            .unwrap();
+        for epoch in 1..=3 {
+            let line = format!(
+                "{{\"epoch\":{epoch},\"train\":{{\"elbo\":{}}},\"test\":{{\"elbo\":{},\"kl\":1.5}}}}",
+                -100.25 + epoch as f64,
+                -101.0 + epoch as f64
+            );
+            dir.append_line("metrics.jsonl", &line).unwrap();
+        }
+        let html_path = write_report(&dir).unwrap();
+        let html = std::fs::read_to_string(html_path).unwrap();
+        assert!(html.contains("has not finished"), "no summary yet");
+        assert!(html.contains("&lt;b&gt;&amp;"), "config text escaped");
+        assert!(
+            html.contains("<td>-97.250</td>"),
+            "last train ELBO in the table"
+        );
+        assert!(
+            !html.contains("validation ELBO"),
+            "absent columns are left out"
+        );
+        assert!(html.contains("data:image/png;base64,"), "curves embedded");
+        assert!(
+            !html.contains("src=\"http") && !html.contains("href="),
+            "no external assets"
+        );
+
+        dir.write_atomic(
+            "summary.json",
+            br#"{"test":{"elbo":-98.5,"active_units":3}}"#,
+        )
+        .unwrap();
+        let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+        assert!(html.contains("test.active_units</td><td>3<"), "{html}");
+        assert!(!html.contains("has not finished"));
+    }
+}
