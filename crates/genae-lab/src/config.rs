@@ -197,6 +197,9 @@ pub struct TrainSection {
     pub free_bits: f64,
     /// Steps over which the KL weight rises linearly from 0 to `beta` (0: no warm-up).
     pub kl_warmup_steps: u64,
+    /// Write `checkpoint.safetensors` (parameters, Adam state, epoch, step) every this many
+    /// epochs and after the last (0: never; then the run cannot be resumed).
+    pub checkpoint_every: usize,
 }
 
 /// `[eval]`.
@@ -284,6 +287,7 @@ impl Default for TrainSection {
             beta: 1.0,
             free_bits: 0.0,
             kl_warmup_steps: 0,
+            checkpoint_every: 1,
         }
     }
 }

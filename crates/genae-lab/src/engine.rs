@@ -16,9 +16,12 @@ use genae_estimators::{
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
 use genae_zoo::Vae;
 use serde::Serialize;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use std::collections::BTreeMap;
+
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{ObjectiveKind, ValidConfig, SHAPES};
+use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 
@@ -53,6 +56,14 @@ pub enum LabError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// A checkpoint that cannot be resumed from.
+    #[error("checkpoint `{path}`: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Training diverged.
     #[error("the {term} became {value} at epoch {epoch}, step {step}; stopping (lower train.learning_rate?)")]
@@ -332,6 +343,144 @@ fn to_json<T: Serialize>(value: &T) -> String {
 /// evaluates the test set after every epoch, and writes the run directory (see the crate docs).
 /// Returns the summary, whose `run_dir` says where everything went.
 pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
+    let run_dir = RunDir::create(&config.file().output_dir, &config.file().name)?;
+    run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
+    train_and_evaluate(config, run_dir, false)
+}
+
+/// Continues the run in `run_dir` from its `checkpoint.safetensors` (written after every
+/// `train.checkpoint_every` epochs), with the run's own `config.toml` plus `overrides` (e.g.
+/// `train.epochs=50` to train longer). Metrics lines of epochs after the checkpoint are dropped
+/// and redone. With the same config, the numbers are those the uninterrupted run would have
+/// given: parameters, Adam's moments, the epoch and the step are restored, and every epoch
+/// draws its randomness from a generator seeded by `(seed, epoch)`.
+pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSummary, LabError> {
+    let run_dir = RunDir::open(run_dir)?;
+    let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
+    if !overrides.is_empty() {
+        run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
+    }
+    train_and_evaluate(&config, run_dir, true)
+}
+
+/// The seed of epoch `epoch`'s generator (epoch 0: the final evaluation's).
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64)
+        .rotate_left(17)
+}
+
+/// Where training resumes: what `checkpoint.safetensors` holds besides the tensors.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progressed {
+    epoch: usize,
+    step: u64,
+    examples: u64,
+    seconds: f64,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Writes parameters, Adam state and progress to `checkpoint.safetensors` atomically.
+fn save_training_checkpoint(
+    vs: &nn::VarStore,
+    optimizer: &Adam,
+    done: Progressed,
+    run_dir: &RunDir,
+) -> Result<(), LabError> {
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (format!("model.{name}"), t))
+        .collect();
+    named.extend(optimizer.state());
+    named.push((
+        "training.progress".into(),
+        Tensor::from_slice(&[done.epoch as i64, done.step as i64, done.examples as i64]),
+    ));
+    named.push((
+        "training.seconds".into(),
+        Tensor::from_slice(&[done.seconds]),
+    ));
+    let tmp = run_dir.temporary(CHECKPOINT);
+    Tensor::write_safetensors(&named, &tmp)?;
+    std::fs::rename(&tmp, run_dir.file(CHECKPOINT))
+        .map_err(|e| LabError::io("writing", &run_dir.file(CHECKPOINT), e))
+}
+
+/// Restores `checkpoint.safetensors` into `vs` and `optimizer`; returns the progress it holds.
+fn load_training_checkpoint(
+    vs: &mut nn::VarStore,
+    optimizer: &mut Adam,
+    run_dir: &RunDir,
+) -> Result<Progressed, LabError> {
+    let path = run_dir.file(CHECKPOINT);
+    let bad = |reason: String| LabError::Checkpoint {
+        path: path.clone(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(bad(
+            "not found: the run saved no checkpoint yet (one is written after every              `train.checkpoint_every` epochs)"
+                .into(),
+        ));
+    }
+    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .collect();
+    tch::no_grad(|| -> Result<(), LabError> {
+        for (name, mut var) in vs.variables() {
+            let saved = tensors
+                .get(&format!("model.{name}"))
+                .ok_or_else(|| bad(format!("missing model.{name}")))?;
+            if saved.size() != var.size() {
+                return Err(bad(format!(
+                    "model.{name}: shape {:?} in the checkpoint, {:?} in the config's model",
+                    saved.size(),
+                    var.size()
+                )));
+            }
+            var.copy_(saved);
+        }
+        Ok(())
+    })?;
+    optimizer.load_state(&tensors).map_err(bad)?;
+    let progress = tensors
+        .get("training.progress")
+        .ok_or_else(|| bad("missing training.progress".into()))?;
+    let seconds = tensors
+        .get("training.seconds")
+        .map_or(0.0, |t| t.double_value(&[0]));
+    Ok(Progressed {
+        epoch: progress.int64_value(&[0]) as usize,
+        step: progress.int64_value(&[1]) as u64,
+        examples: progress.int64_value(&[2]) as u64,
+        seconds,
+    })
+}
+
+/// Keeps the `metrics.jsonl` lines of epochs `≤ epoch` (a resumed run redoes the rest).
+fn truncate_metrics(run_dir: &RunDir, epoch: usize) -> Result<(), LabError> {
+    let text = std::fs::read_to_string(run_dir.file("metrics.jsonl")).unwrap_or_default();
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["epoch"].as_u64())
+                .is_some_and(|e| e as usize <= epoch)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    run_dir.write_atomic("metrics.jsonl", kept.as_bytes())
+}
+
+fn train_and_evaluate(
+    config: &ValidConfig,
+    run_dir: RunDir,
+    resume: bool,
+) -> Result<RunSummary, LabError> {
     let f = config.file();
     let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
     if f.threads > 0 {
@@ -342,9 +491,6 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     let image_shape = [c as i64, h as i64, w as i64];
     let input_dim = (c * h * w) as i64;
 
-    let run_dir = RunDir::create(&f.output_dir, &f.name)?;
-    run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
-
     seed_everything(f.seed);
     let n_train = data.train.len();
     let test = DeviceSplit::new(&data.test, device)?;
@@ -352,9 +498,16 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
         Some(set) => Some(DeviceSplit::new(set, device)?),
         None => None,
     };
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let vae = Vae::new(&vs.root(), &config.vae_config(image_shape))?;
-    let mut optimizer = nn::Adam::default().build(&vs, f.train.learning_rate)?;
+    let mut optimizer = Adam::new(&vs, f.train.learning_rate);
+    let done = if resume {
+        let done = load_training_checkpoint(&mut vs, &mut optimizer, &run_dir)?;
+        truncate_metrics(&run_dir, done.epoch)?;
+        done
+    } else {
+        Progressed::default()
+    };
 
     let batch_options = BatchOptions {
         batch_size: f.train.batch_size,
@@ -397,12 +550,21 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
         run_dir.path().display()
     ));
 
-    let mut step: u64 = 0;
-    let mut examples_trained = 0usize;
-    let mut train_seconds = 0.0;
+    if resume {
+        progress.line(&format!(
+            "resuming after epoch {} (step {}) from {}",
+            done.epoch,
+            done.step,
+            run_dir.file(CHECKPOINT).display()
+        ));
+    }
+    let mut step: u64 = done.step;
+    let mut examples_trained = done.examples as usize;
+    let mut train_seconds = done.seconds;
     let mut last_train = SplitMetrics::default();
     let mut last_test = SplitMetrics::default();
-    for epoch in 1..=f.train.epochs {
+    for epoch in done.epoch + 1..=f.train.epochs {
+        tch::manual_seed(epoch_seed(f.seed, epoch) as i64);
         let started = Instant::now();
         let mut sums = TermSums::new(device);
         let mut seen = 0usize;
@@ -443,6 +605,7 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
         let log_likelihood = if mid_run {
             save_checkpoint(&vs, &run_dir)?;
             if f.eval.log_likelihood_k > 0 {
+                tch::manual_seed(epoch_seed(f.seed, epoch) as i64 ^ 0x5EED);
                 let ll = estimate_log_likelihood(&vae, &test, config, input_dim)?;
                 progress.line(&format!(
                     "epoch {epoch:>3}: L_{} = {:.3} nats on {} test images ({:.1} s); checkpoint saved",
@@ -467,6 +630,16 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
             log_likelihood,
         };
         run_dir.append_line("metrics.jsonl", &to_json(&metrics))?;
+        let every = f.train.checkpoint_every;
+        if every > 0 && (epoch % every == 0 || epoch == f.train.epochs) {
+            let done = Progressed {
+                epoch,
+                step,
+                examples: examples_trained as u64,
+                seconds: train_seconds,
+            };
+            save_training_checkpoint(&vs, &optimizer, done, &run_dir)?;
+        }
         progress.line(&format!(
             "epoch {epoch:>3}/{}: train ELBO {:9.3}  test ELBO {:9.3} (rec {:9.3}, KL {:7.3})  {:6.1} s  {:7.0} ex/s",
             f.train.epochs,
@@ -479,7 +652,12 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
         ));
     }
     progress.finish();
+    if done.epoch >= f.train.epochs && resume {
+        // Nothing was left to train: evaluate what the checkpoint holds.
+        last_test = evaluate(&vae, &test, f.eval.batch_size as i64)?;
+    }
 
+    tch::manual_seed(epoch_seed(f.seed, 0) as i64);
     save_checkpoint(&vs, &run_dir)?;
     write_pictures(&vae, &test, image_shape, config, &run_dir, device)?;
     write_latents(&vae, &test, &data, config, &run_dir)?;

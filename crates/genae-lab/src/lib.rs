@@ -28,6 +28,7 @@
 mod catalog;
 mod config;
 mod engine;
+mod optim;
 mod plots;
 mod progress;
 mod report;
@@ -39,8 +40,9 @@ pub use config::{
     ObjectiveKind, TrainSection, ValidConfig, SHAPES,
 };
 pub use engine::{
-    run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary, SplitMetrics,
-    TestSummary, TrainTotals,
+    resume_experiment, run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary,
+    SplitMetrics, TestSummary, TrainTotals,
 };
+pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;

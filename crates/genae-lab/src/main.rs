@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use genae_lab::{
-    describe, load_shipped, run_experiment, shipped_config, write_report_for, ValidConfig,
-    SHIPPED_CONFIGS,
+    describe, load_shipped, resume_experiment, run_experiment, shipped_config, write_report_for,
+    ValidConfig, SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
@@ -23,7 +23,12 @@ enum Command {
     /// Train and evaluate the model a config describes; prints the run directory at the end.
     Train {
         /// The config file (TOML), or the name of a shipped one (`genae config list`).
-        config: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Continue the run in this directory from its last checkpoint (with its own config;
+        /// `--set train.epochs=N` trains it further).
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+        resume: Option<PathBuf>,
         /// Override a config value: `--set section.key=value` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -121,9 +126,16 @@ fn load_config(path: &Path, overrides: &[String]) -> anyhow::Result<ValidConfig>
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train { config, overrides } => {
-            let config = load_config(&config, &overrides)?;
-            let summary = run_experiment(&config)?;
+        Command::Train {
+            config,
+            resume,
+            overrides,
+        } => {
+            let summary = match (resume, config) {
+                (Some(run_dir), _) => resume_experiment(&run_dir, &overrides)?,
+                (None, Some(config)) => run_experiment(&load_config(&config, &overrides)?)?,
+                (None, None) => anyhow::bail!("give a config or --resume RUN_DIR"),
+            };
             println!(
                 "test ELBO {:.3} nats (reconstruction {:.3}, KL {:.3}); {:.0} train examples/s",
                 summary.test.elbo,

@@ -1,0 +1,169 @@
+//! Checkpoints and resuming: a resumed run gives the uninterrupted run's numbers, and a run
+//! killed with SIGKILL mid-training loses at most the epoch in progress.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use genae_lab::{resume_experiment, run_experiment, ValidConfig};
+
+const TINY: &str = r#"
+    name = "resume"
+    device = "cpu"
+    threads = 1
+    [data]
+    train_size = 400
+    test_size = 60
+    image_size = 16
+    n_positions = 6
+    [model]
+    latent_dim = 2
+    hidden = [32]
+    [train]
+    epochs = 4
+    batch_size = 40
+    learning_rate = 3e-3
+    kl_warmup_steps = 15
+    [eval]
+    batch_size = 30
+    samples = 4
+    reconstructions = 2
+    interpolations = 0
+    latent_points = 0
+    log_likelihood_k = 20
+    log_likelihood_images = 10
+"#;
+
+/// libtorch's generator is global: tests that train in this process take turns.
+fn torch_rng_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn config(out: &Path, extra: &[&str]) -> ValidConfig {
+    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    ValidConfig::from_toml_str(TINY, "tiny.toml", &overrides).unwrap()
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The per-epoch numbers that must not depend on interruptions (no timings).
+fn numbers(lines: &[serde_json::Value]) -> Vec<(u64, String, String)> {
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["epoch"].as_u64().unwrap(),
+                l["train"].to_string(),
+                l["test"].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_from_a_checkpoint_gives_the_uninterrupted_numbers() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let whole = run_experiment(&config(out.path(), &[])).unwrap();
+
+    // The same run stopped after epoch 2, then resumed to epoch 4.
+    let half = run_experiment(&config(out.path(), &["train.epochs=2"])).unwrap();
+    assert_eq!(metrics(&half.run_dir).len(), 2);
+    let resumed = resume_experiment(&half.run_dir, &["train.epochs=4".into()]).unwrap();
+    assert_eq!(resumed.run_dir, half.run_dir);
+    assert_eq!(
+        numbers(&metrics(&whole.run_dir)),
+        numbers(&metrics(&resumed.run_dir))
+    );
+    assert_eq!(whole.test.elbo, resumed.test.elbo);
+    assert_eq!(whole.train.steps, resumed.train.steps);
+    assert_eq!(
+        whole.test.log_likelihood.as_ref().unwrap().value,
+        resumed.test.log_likelihood.as_ref().unwrap().value
+    );
+    // The resumed run's config records the new epoch count.
+    let text = std::fs::read_to_string(resumed.run_dir.join("config.toml")).unwrap();
+    assert!(text.contains("epochs = 4"), "{text}");
+}
+
+#[test]
+fn resuming_without_a_checkpoint_names_the_file() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let run = run_experiment(&config(out.path(), &["train.epochs=1"])).unwrap();
+    std::fs::remove_file(run.run_dir.join("checkpoint.safetensors")).unwrap();
+    let err = resume_experiment(&run.run_dir, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checkpoint.safetensors") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+fn run_dir_from(out: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(out).ok()?.find_map(|e| {
+        let p = e.ok()?.path();
+        p.is_dir().then_some(p)
+    })
+}
+
+#[test]
+fn a_run_killed_mid_training_resumes_and_loses_at_most_one_epoch() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("long.toml");
+    std::fs::write(&file, TINY).unwrap();
+    let genae = env!("CARGO_BIN_EXE_genae");
+    let mut child = Command::new(genae)
+        .arg("train")
+        .arg(&file)
+        .args(["--set", &format!("output_dir=\"{}\"", out.path().display())])
+        .args(["--set", "train.epochs=400", "--set", "data.train_size=2000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for two finished epochs, then SIGKILL (Child::kill sends SIGKILL on Unix).
+    let started = Instant::now();
+    let dir = loop {
+        if let Some(dir) = run_dir_from(out.path()) {
+            let done = std::fs::read_to_string(dir.join("metrics.jsonl"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if done >= 2 && dir.join("checkpoint.safetensors").is_file() {
+                break dir;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no two epochs in 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = metrics(&dir).len();
+    assert!(finished < 400, "the run finished before it was killed");
+
+    // Resume with fewer epochs left so the test ends quickly.
+    let _rng = torch_rng_lock();
+    let target = finished + 2;
+    let summary = resume_experiment(&dir, &[format!("train.epochs={target}")]).unwrap();
+    let lines = metrics(&summary.run_dir);
+    let epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(
+        epochs,
+        (1..=target as u64).collect::<Vec<_>>(),
+        "every epoch exactly once"
+    );
+    assert!(summary.run_dir.join("summary.json").is_file());
+}
