@@ -1,19 +1,69 @@
 //! # genae-samplers
 //!
-//! Samplers for generative autoencoders. This crate is the home of:
+//! Samplers and discrete bottlenecks for generative autoencoders.
 //!
-//! - Markov-chain sampling in latent space (Creswell et al., 2016): decode, (optionally corrupt),
-//!   encode, repeat — working with any model through genae-zoo's `LatentVariableModel` trait;
-//! - Hamiltonian Monte Carlo and annealed importance sampling in latent space;
-//! - the straight-through vector quantizer of VQ-VAE (van den Oord et al., 2017).
+//! Released: the straight-through vector quantizer of VQ-VAE (van den Oord et al., 2017),
+//! [`VectorQuantizer`]:
 //!
-//! None of them is released yet: this version of the crate exports nothing but
-//! [`PLANNED`], the list above in machine-readable form, so downstream crates can depend on
-//! the name now.
+//! - a codebook of `K` codes of dimension `d`, stored in an [`nn::Path`](tch::nn::Path) of the
+//!   model's var store (so checkpoints carry it and its statistics);
+//! - nearest-code search for every vector of a channels-first encoder grid `[N, d, H, W]` (or
+//!   of plain rows `[M, d]`) by `‖a‖² − 2 a·b + ‖b‖²` with one matrix product;
+//! - the straight-through output `z_e + sg[z_q − z_e]`, the codebook loss `‖sg[z_e] − z_q‖²`
+//!   and the commitment loss `β ‖z_e − sg[z_q]‖²` (β = 0.25), in a named [`QuantizerOutput`]
+//!   with the code indices, usage counts and [`perplexity`];
+//! - exponential-moving-average codebook updates with Laplace smoothing as an alternative to
+//!   the codebook loss ([`CodebookUpdate::Ema`]), k-means initialisation from the first
+//!   training batch ([`QuantizerConfig::kmeans_init`], [`VectorQuantizer::kmeans_init`]),
+//!   restarts of codes unused for a number of steps ([`QuantizerConfig::dead_code_steps`]);
+//! - [`VectorQuantizer::lookup`], from code indices back to vectors in grid layout (to decode
+//!   samples of a prior over codes).
+//!
+//! Still to come, listed in [`PLANNED`]: Markov-chain sampling in latent space (Creswell et
+//! al., 2016: decode, optionally corrupt, encode, repeat), Hamiltonian Monte Carlo and annealed
+//! importance sampling in latent space.
 //!
 //! ```
-//! assert!(genae_samplers::PLANNED.contains(&"markov-chain"));
+//! use genae_samplers::{CodebookUpdate, QuantizerConfig, VectorQuantizer, PLANNED};
+//! use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+//!
+//! tch::manual_seed(0);
+//! let vs = nn::VarStore::new(Device::Cpu);
+//! let config = QuantizerConfig {
+//!     num_codes: 32,
+//!     code_dim: 8,
+//!     update: CodebookUpdate::ema(),
+//!     kmeans_init: true,
+//!     dead_code_steps: 50,
+//!     ..Default::default()
+//! };
+//! let vq = VectorQuantizer::new(&vs.root().sub("vq"), &config).unwrap();
+//! // An encoder's output grid: N = 4 images, d = 8 channels, 5 × 5 positions.
+//! let z_e = Tensor::randn([4, 8, 5, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+//! let out = vq.forward_t(&z_e, true).unwrap(); // k-means on this batch, then quantise
+//! assert_eq!(out.indices.size(), [4, 5, 5]);
+//! assert!(out.codebook_loss.is_none()); // EMA moves the codes
+//! let perplexity = out.perplexity.double_value(&[]);
+//! assert!((1.0..=32.0).contains(&perplexity));
+//! // The decoder would see out.quantized; here a stand-in reconstruction loss.
+//! let loss = out.quantized.square().mean(Kind::Float) + out.loss();
+//! loss.backward();
+//! assert_eq!(z_e.grad().size(), [4, 8, 5, 5]);
+//!
+//! assert!(PLANNED.contains(&"markov-chain"));
 //! ```
 
-/// The samplers this crate will provide, by short name.
-pub const PLANNED: [&str; 4] = ["markov-chain", "hmc", "ais", "straight-through-quantizer"];
+mod config;
+mod error;
+mod quantizer;
+
+pub use config::{CodebookUpdate, LossReduction, QuantizerConfig};
+pub use error::SamplerError;
+pub use quantizer::{perplexity, QuantizerOutput, VectorQuantizer};
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, SamplerError>;
+
+/// The samplers this crate will provide, by short name (the straight-through quantizer, once
+/// listed here, is released as [`VectorQuantizer`]).
+pub const PLANNED: [&str; 3] = ["markov-chain", "hmc", "ais"];
