@@ -11,7 +11,7 @@ use genae_data::transforms::{binarize_static, split_validation, Binarization};
 use genae_data::{registry, ImageSet};
 use genae_estimators::{
     active_units, bits_per_dim, elbo, evaluate_log_likelihood, ElboTerms, KlWarmup,
-    LogLikelihoodOptions, Objective,
+    LogLikelihoodOptions, Objective, ObjectiveOutput,
 };
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
 use genae_zoo::Vae;
@@ -317,6 +317,29 @@ fn evaluate(vae: &Vae, split: &DeviceSplit, batch_size: i64) -> Result<SplitMetr
     })
 }
 
+/// `Err(NonFinite)` naming the term when a step's loss is NaN or infinite (before its update
+/// touches the parameters).
+fn check_step(out: &ObjectiveOutput, epoch: usize, step: u64) -> Result<(), LabError> {
+    let loss = out.loss.double_value(&[]);
+    if loss.is_finite() {
+        return Ok(());
+    }
+    let sum = |t: &Tensor| t.sum(Kind::Double).double_value(&[]);
+    let (term, value) = [
+        ("reconstruction term", sum(&out.terms.reconstruction)),
+        ("KL term", sum(&out.terms.kl)),
+    ]
+    .into_iter()
+    .find(|(_, v)| !v.is_finite())
+    .unwrap_or(("loss", loss));
+    Err(LabError::NonFinite {
+        term,
+        value,
+        epoch,
+        step,
+    })
+}
+
 fn check_finite(metrics: &SplitMetrics, epoch: usize, step: u64) -> Result<(), LabError> {
     for (term, value) in [
         ("ELBO", metrics.elbo),
@@ -573,6 +596,11 @@ fn train_and_evaluate(
             let len = batch.len();
             let x = tensor_from_u8_images(&batch.pixels, &[len as i64, input_dim], device)?;
             let out = objective.loss(&vae, &x, warmup.scale(step))?;
+            // On the CPU reading the loss back costs nothing, so every step is checked before
+            // its update; on a GPU only the progress updates and the epoch means are.
+            if device == Device::Cpu || progress.wants_update(b as u64 + 1) {
+                check_step(&out, epoch, step + 1)?;
+            }
             optimizer.backward_step(&out.loss);
             sums.add(&out.terms);
             let loss = out.loss;

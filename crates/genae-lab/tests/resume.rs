@@ -167,3 +167,37 @@ fn a_run_killed_mid_training_resumes_and_loses_at_most_one_epoch() {
     );
     assert!(summary.run_dir.join("summary.json").is_file());
 }
+
+#[test]
+fn a_diverging_run_stops_naming_the_term_and_keeps_the_last_good_checkpoint() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let good = run_experiment(&config(out.path(), &["train.epochs=1"])).unwrap();
+    let checkpoint = good.run_dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&checkpoint).unwrap();
+
+    // Continue with an absurd learning rate: the parameters blow up within a few steps.
+    let err = resume_experiment(
+        &good.run_dir,
+        &["train.epochs=3".into(), "train.learning_rate=1e30".into()],
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, genae_lab::LabError::NonFinite { epoch: 2, step, .. } if step > 10),
+        "{message}"
+    );
+    assert!(
+        message.contains("term") && message.contains("epoch 2, step"),
+        "{message}"
+    );
+    // The checkpoint of epoch 1 is untouched, and resuming from it still works.
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
+    // (The resumed run's config.toml now records the bad rate, so set it back.)
+    let again = resume_experiment(
+        &good.run_dir,
+        &["train.epochs=2".into(), "train.learning_rate=3e-3".into()],
+    )
+    .unwrap();
+    assert_eq!(metrics(&again.run_dir).len(), 2);
+}
