@@ -12,12 +12,11 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::libtorch::Layout;
 use crate::{process, setup};
@@ -213,7 +212,7 @@ fn run_genae(
     for kv in sets {
         cmd.arg("--set").arg(kv);
     }
-    let stdout = tee_stdout(&mut cmd)?;
+    let stdout = process::tee_stdout(&mut cmd)?;
     let run_dir = stdout
         .lines()
         .rev()
@@ -263,7 +262,7 @@ fn run_pytorch(
         .args(["--threads", &args.threads.to_string()])
         .arg("--out")
         .arg(&json);
-    tee_stdout(&mut cmd)?;
+    process::tee_stdout(&mut cmd)?;
     let text =
         fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
     let report = parse_json(&text).with_context(|| format!("{} is not JSON", json.display()))?;
@@ -297,37 +296,6 @@ fn read_rss_mb(time: Option<&Path>, rss: &Path) -> Option<f64> {
     let text = fs::read_to_string(rss).ok()?;
     let kib: f64 = text.lines().last()?.trim().parse().ok()?;
     Some(kib / 1024.0)
-}
-
-/// Runs `cmd` (echoed like [`process::run`]) with its stdout both shown and kept; stderr streams
-/// through. Fails unless it exits with 0.
-fn tee_stdout(cmd: &mut Command) -> Result<String> {
-    println!("$ {}", process::display(cmd));
-    let _ = std::io::stdout().flush();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("could not run `{}`", process::display(cmd)))?;
-    let mut kept = String::new();
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines() {
-            let line = line.with_context(|| format!("reading `{}`", process::display(cmd)))?;
-            println!("{line}");
-            kept.push_str(&line);
-            kept.push('\n');
-        }
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        bail!(
-            "`{}` failed with {}",
-            process::display(cmd),
-            process::describe(status)
-        );
-    }
-    Ok(kept)
 }
 
 /// libtorch's intra-op threads as `genae doctor` reports them, if it does.

@@ -8,6 +8,8 @@
 //! - `doctor`: what torch, Python, the data and tch see.
 //! - `test`: setup, `cargo fmt --check`, clippy with `-D warnings`, `cargo test --workspace`.
 //! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
+//! - `regress [--bless]`: short fixed-seed runs, one per model family, checked against the
+//!   baselines in `tests/baselines/`.
 //! - `compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: genae against a PyTorch
 //!   script on the same recipe: quality, throughput, evaluation time, memory.
 
@@ -18,6 +20,7 @@ mod doctor;
 mod experiment;
 mod libtorch;
 mod process;
+mod regress;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +63,9 @@ enum Task {
     /// Per seed: test ELBO, L_k, train examples/s, L_k seconds and peak memory of both, the
     /// ratios against the targets; the table is also written to runs/compare-vae-<UTC>.md.
     Compare(compare::Args),
+    /// Setup, build `genae`, run the short fixed-seed regression suite and compare its numbers
+    /// with the baselines in tests/baselines/ (non-zero exit on a regression).
+    Regress(regress::Args),
 }
 
 /// Accepts `key=value` with a non-empty key.
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
         Task::Test => checks::run().map(|()| ExitCode::SUCCESS),
         Task::Experiment { config, set } => experiment::run(&config, &set),
         Task::Compare(args) => compare::run(&args).map(|()| ExitCode::SUCCESS),
+        Task::Regress(args) => regress::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 //! through, and turn a failure into an error that names the command and its exit status.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -135,4 +135,31 @@ fn quote(arg: &OsStr) -> String {
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
     }
+}
+
+/// Runs `cmd` (echoed like [`run`]) with its stdout both shown and kept; stderr streams
+/// through. Fails unless it exits with 0.
+pub fn tee_stdout(cmd: &mut Command) -> Result<String> {
+    println!("$ {}", display(cmd));
+    let _ = std::io::stdout().flush();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("could not run `{}`", display(cmd)))?;
+    let mut kept = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.with_context(|| format!("reading `{}`", display(cmd)))?;
+            println!("{line}");
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{}` failed with {}", display(cmd), describe(status));
+    }
+    Ok(kept)
 }

@@ -26,6 +26,12 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         "fashion-iwae-k50",
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
+    ("regress-vae", include_str!("../configs/regress-vae.toml")),
+    ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
+    (
+        "regress-conv-logistic",
+        include_str!("../configs/regress-conv-logistic.toml"),
+    ),
 ];
 
 /// The TOML text of a shipped config.
