@@ -120,7 +120,7 @@ fn read_baseline(path: &Path) -> Result<Vec<(String, Expected)>> {
             value: number("value")?,
             tolerance: number("tolerance")?,
         };
-        if !(expected.tolerance >= 0.0) {
+        if expected.tolerance.is_nan() || expected.tolerance < 0.0 {
             bail!(
                 "{}: metrics.\"{key}\".tolerance must be ≥ 0",
                 path.display()
