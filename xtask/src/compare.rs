@@ -155,7 +155,7 @@ pub fn run(args: &Args) -> Result<()> {
     let header = Header {
         command: command_line(args),
         date: stamp.iso,
-        machine: machine(),
+        machine: crate::machine(),
         genae_threads,
         torch: torch_info.unwrap_or_default(),
         peak_source: if time.is_some() {
@@ -339,21 +339,6 @@ fn command_line(args: &Args) -> String {
         let _ = write!(line, " --threads {}", args.threads);
     }
     line
-}
-
-/// "N CPUs, <model name>" from the standard library and `/proc/cpuinfo`.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(_, name)| name.trim().to_owned())
-    });
-    match model {
-        Some(model) => format!("{cpus} CPUs ({model})"),
-        None => format!("{cpus} CPUs"),
-    }
 }
 
 /// The mean of all values, or `None` when any is missing (a partial mean would mislead).

@@ -10,9 +10,11 @@
 //! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
 //! - `regress [--bless]`: short fixed-seed runs, one per model family, checked against the
 //!   baselines in `tests/baselines/`.
+//! - `bench [--compare]`: criterion benches and PyTorch counterparts into `docs/benchmarks.md`.
 //! - `compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: genae against a PyTorch
 //!   script on the same recipe: quality, throughput, evaluation time, memory.
 
+mod bench;
 mod checks;
 mod compare;
 mod dataset;
@@ -66,6 +68,9 @@ enum Task {
     /// Setup, build `genae`, run the short fixed-seed regression suite and compare its numbers
     /// with the baselines in tests/baselines/ (non-zero exit on a regression).
     Regress(regress::Args),
+    /// Setup, then every criterion bench and its PyTorch counterpart; writes the generated
+    /// section of docs/benchmarks.md.
+    Bench(bench::Args),
 }
 
 /// Accepts `key=value` with a non-empty key.
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Task::Experiment { config, set } => experiment::run(&config, &set),
         Task::Compare(args) => compare::run(&args).map(|()| ExitCode::SUCCESS),
         Task::Regress(args) => regress::run(&args),
+        Task::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -110,5 +116,22 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// "N CPUs, <model name>" from the standard library and `/proc/cpuinfo`.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        });
+    match model {
+        Some(model) => format!("{cpus} CPUs ({model})"),
+        None => format!("{cpus} CPUs"),
     }
 }
