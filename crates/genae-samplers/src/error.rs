@@ -19,6 +19,12 @@ pub enum SamplerError {
         /// What was expected and what was given.
         reason: String,
     },
+    /// An error from the model a sampler runs (its encoder, decoder or prior).
+    #[error("model: {0}")]
+    Model(#[from] genae_zoo::ZooError),
+    /// An error returned by the corruption step of a denoising Markov chain.
+    #[error("corruption: {0}")]
+    Corruption(#[source] crate::CorruptionError),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -2,8 +2,20 @@
 //!
 //! Samplers and discrete bottlenecks for generative autoencoders.
 //!
-//! Released: the straight-through vector quantizer of VQ-VAE (van den Oord et al., 2017),
-//! [`VectorQuantizer`]:
+//! Released:
+//!
+//! - the straight-through vector quantizer of VQ-VAE (van den Oord et al., 2017),
+//!   [`VectorQuantizer`], described below;
+//! - Markov-chain sampling in latent space (Creswell et al., 2016), [`MarkovChain`]: decode
+//!   (the decoder mean or a draw, [`DecodeMode`]), optionally corrupt (the denoising chain,
+//!   [`MarkovChain::with_corruption`]), encode (a draw of `q(z|x)` or its mean,
+//!   [`EncodeMode`]), repeat, for a whole batch of chains at once, on any model implementing
+//!   [`GenerativeAutoencoder`](genae_zoo::GenerativeAutoencoder); chains start from prior
+//!   draws, encoded data or points on a linear path ([`interpolation_path`]), keep their
+//!   trajectory if asked ([`MarkovChainConfig::keep_trajectory`]) and give plain and refined
+//!   interpolations ([`refined_interpolation`]).
+//!
+//! The quantizer:
 //!
 //! - a codebook of `K` codes of dimension `d`, stored in an [`nn::Path`](tch::nn::Path) of the
 //!   model's var store (so checkpoints carry it and its statistics);
@@ -19,9 +31,8 @@
 //! - [`VectorQuantizer::lookup`], from code indices back to vectors in grid layout (to decode
 //!   samples of a prior over codes).
 //!
-//! Still to come, listed in [`PLANNED`]: Markov-chain sampling in latent space (Creswell et
-//! al., 2016: decode, optionally corrupt, encode, repeat), Hamiltonian Monte Carlo and annealed
-//! importance sampling in latent space.
+//! Still to come, listed in [`PLANNED`]: Hamiltonian Monte Carlo and annealed importance
+//! sampling in latent space.
 //!
 //! ```
 //! use genae_samplers::{CodebookUpdate, QuantizerConfig, VectorQuantizer, PLANNED};
@@ -50,20 +61,46 @@
 //! loss.backward();
 //! assert_eq!(z_e.grad().size(), [4, 8, 5, 5]);
 //!
-//! assert!(PLANNED.contains(&"markov-chain"));
+//! assert!(PLANNED.contains(&"hmc") && !PLANNED.contains(&"markov-chain"));
+//! ```
+//!
+//! A Markov chain refining prior samples of a (here untrained) VAE:
+//!
+//! ```
+//! use genae_samplers::{DecodeMode, MarkovChain, MarkovChainConfig};
+//! use genae_zoo::{Vae, VaeConfig};
+//! use tch::{nn, Device};
+//!
+//! let vs = nn::VarStore::new(Device::Cpu);
+//! let config = VaeConfig { input_dim: 20, hidden: vec![16], latent_dim: 4, ..Default::default() };
+//! let vae = Vae::new(&vs.root(), &config).unwrap();
+//! let chain = MarkovChain::new(MarkovChainConfig {
+//!     steps: 10,
+//!     decode: DecodeMode::Sample,
+//!     ..Default::default()
+//! });
+//! let out = chain.from_prior(&vae, 64, Device::Cpu).unwrap();
+//! assert_eq!(out.codes.size(), [64, 4]);
+//! assert_eq!(out.images.size(), [64, 20]); // decoder means of the final codes
+//! assert!(out.trajectory.is_none());
 //! ```
 
 mod config;
 mod error;
+mod markov_chain;
 mod quantizer;
 
 pub use config::{CodebookUpdate, LossReduction, QuantizerConfig};
 pub use error::SamplerError;
+pub use markov_chain::{
+    interpolation_path, refined_interpolation, ChainOutput, ChainTrajectory, CorruptionError,
+    DecodeMode, EncodeMode, MarkovChain, MarkovChainConfig, RefinedInterpolation,
+};
 pub use quantizer::{perplexity, QuantizerOutput, VectorQuantizer};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, SamplerError>;
 
-/// The samplers this crate will provide, by short name (the straight-through quantizer, once
-/// listed here, is released as [`VectorQuantizer`]).
-pub const PLANNED: [&str; 3] = ["markov-chain", "hmc", "ais"];
+/// The samplers this crate will provide, by short name (the straight-through quantizer and the
+/// Markov chain, once listed here, are released as [`VectorQuantizer`] and [`MarkovChain`]).
+pub const PLANNED: [&str; 2] = ["hmc", "ais"];

@@ -1,10 +1,11 @@
 //! The deterministic autoencoder, the baseline beside the VAE.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::networks::flatten_input;
 use crate::{
-    Decoder, DecoderDistribution, DeterministicEncoder, GenerativeDecoder, Result, VaeConfig,
+    Decoder, DecoderDistribution, DeterministicEncoder, GenerativeAutoencoder, GenerativeDecoder,
+    Result, VaeConfig, ZooError,
 };
 
 /// The [`Autoencoder`]'s config: the same fields as the VAE's (`latent_dim` is the code size).
@@ -102,5 +103,35 @@ impl Autoencoder {
 impl GenerativeDecoder for Autoencoder {
     fn decode_mean(&self, z: &Tensor) -> Result<Tensor> {
         self.decoder.mean(z)
+    }
+}
+
+/// Deterministic codes (`encode_sample` = `encode_mean` = [`Autoencoder::encode`], without
+/// gradient), data from the configured likelihood, and no prior: `sample_prior` is an error
+/// naming `prior` (start chains from encoded data or interpolations instead).
+impl GenerativeAutoencoder for Autoencoder {
+    fn code_dim(&self) -> i64 {
+        self.config.latent_dim
+    }
+
+    fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
+        self.encode_mean(x)
+    }
+
+    fn encode_mean(&self, x: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| self.encoder.encode(x))
+    }
+
+    fn decode_sample(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.sample(z)
+    }
+
+    fn sample_prior(&self, _n: i64, _device: Device) -> Result<Tensor> {
+        Err(ZooError::InvalidConfig {
+            field: "prior",
+            reason: "is not defined for a deterministic autoencoder: it has no prior over codes \
+                     to sample (start from encoded data or an interpolation)"
+                .into(),
+        })
     }
 }

@@ -12,8 +12,9 @@
 //! - models: [`Vae`] (Kingma & Welling, 2014), the deterministic [`Autoencoder`] and [`Pca`],
 //!   configured by [`VaeConfig`] (with an [`Architecture`] and a [`Likelihood`]);
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
-//!   with any model that can encode and score data, and [`GenerativeDecoder`], for decoding
-//!   codes without naming the model.
+//!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
+//!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
+//!   the prior), which latent-space Markov chains program against.
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -44,6 +45,7 @@
 //! [`DiagGaussian`]: genae_tensor::DiagGaussian
 
 mod autoencoder;
+mod autoencoding;
 mod config;
 mod conv;
 mod error;
@@ -55,6 +57,7 @@ mod pca;
 mod vae;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
+pub use autoencoding::GenerativeAutoencoder;
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
 pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
 pub use error::ZooError;

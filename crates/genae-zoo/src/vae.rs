@@ -5,8 +5,8 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use crate::networks::flatten_input;
 use crate::{
-    Activation, Decoder, DecoderDistribution, GaussianEncoder, GenerativeDecoder,
-    LatentVariableModel, Mlp, Result, VaeConfig, ZooError,
+    Activation, Decoder, DecoderDistribution, GaussianEncoder, GenerativeAutoencoder,
+    GenerativeDecoder, LatentVariableModel, Mlp, Result, VaeConfig, ZooError,
 };
 
 /// `z ↦` logits of independent Bernoulli pixels, through an MLP: the original decoder, kept
@@ -169,6 +169,33 @@ impl LatentVariableModel for Vae {
 impl GenerativeDecoder for Vae {
     fn decode_mean(&self, z: &Tensor) -> Result<Tensor> {
         self.decoder.mean(z)
+    }
+}
+
+/// Codes from `q(z|x)`, data from the configured likelihood, `N(0, I)` prior draws in `f32`
+/// (the kind of [`Vae::sample`]).
+impl GenerativeAutoencoder for Vae {
+    fn code_dim(&self) -> i64 {
+        self.config.latent_dim
+    }
+
+    fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.encoder.encode(x)?.sample())
+    }
+
+    fn encode_mean(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.encoder.encode(x)?.mean().shallow_clone())
+    }
+
+    fn decode_sample(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.sample(z)
+    }
+
+    fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
+        Ok(Tensor::f_randn(
+            [n, self.config.latent_dim],
+            (Kind::Float, device),
+        )?)
     }
 }
 
