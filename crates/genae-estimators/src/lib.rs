@@ -16,8 +16,14 @@
 //!   differentiable, by log-sum-exp;
 //! - [`log_likelihood_estimate`], [`evaluate_log_likelihood`]: `L_5000` without gradients, in
 //!   chunks of bounded memory, per batch or over a whole data set; [`bits_per_dim`];
+//! - [`dvae`], [`dvae_bound`]: the denoising bound `L_dvae` of the DVAE (Im et al., 2017):
+//!   the encoder sees `M` corrupted copies `x̃ ~ C(x̃|x)` (a [`Corruption`](genae_tensor::Corruption)),
+//!   the decoder scores the clean `x` with `K` latent samples per copy;
 //! - [`active_units`]: the number of latent dimensions the encoder actually uses;
-//! - [`Objective`] (β-VAE ELBO with free bits, IWAE) and [`KlWarmup`]: training losses.
+//! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
+//! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
+//!   set, with reusable reference statistics), [`mmd_gaussian`] (unbiased `MMD²` with a
+//!   Gaussian kernel, median-heuristic bandwidth).
 //!
 //! Every tensor keeps the float kind of the model's output (`f64` in, `f64` out).
 //!
@@ -37,13 +43,16 @@
 //! ```
 
 mod active_units;
+mod dvae;
 mod elbo;
 mod error;
 mod iwae;
 mod objective;
+mod sample_quality;
 mod sampling;
 
 pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
+pub use dvae::{dvae, dvae_bound};
 pub use elbo::{elbo, elbo_monte_carlo, elbo_with_samples, ElboMeans, ElboTerms};
 pub use error::EstimatorError;
 pub use iwae::{
@@ -51,6 +60,9 @@ pub use iwae::{
     LogLikelihoodOptions,
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
+pub use sample_quality::{
+    frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
+};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, EstimatorError>;

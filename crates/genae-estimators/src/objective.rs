@@ -1,14 +1,16 @@
-//! Training objectives: the (β-weighted, free-bits) ELBO and the IWAE bound, and KL warm-up.
+//! Training objectives: the (β-weighted, free-bits) ELBO, the IWAE bound and the denoising
+//! bound of the DVAE, and KL warm-up.
 
-use genae_tensor::{log_mean_exp, DiagGaussian};
+use genae_tensor::{log_mean_exp, Corruption, DiagGaussian};
 use genae_zoo::LatentVariableModel;
 use tch::{Kind, Tensor};
 
+use crate::dvae::{check_dvae_arguments, dvae};
 use crate::sampling::{at_least_one, non_negative, sample_terms, NoiseStream};
 use crate::{ElboTerms, Result};
 
 /// What a model is trained to maximise; [`Objective::loss`] gives the scalar to minimise.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Objective {
     /// The single-sample ELBO with analytic KL, the KL term weighted by `beta` (β-VAE;
     /// `beta = 1` is the plain VAE) and, when `free_bits > 0`, floored per latent dimension à la
@@ -24,6 +26,18 @@ pub enum Objective {
     Iwae {
         /// Importance samples per example (≥ 1; `k = 1` is the ELBO with a Monte-Carlo KL).
         k: i64,
+    },
+    /// The denoising bound `L_dvae` of the DVAE (Im et al., 2017; see [`dvae`](crate::dvae)):
+    /// the encoder sees `copies` corrupted copies of each example, the decoder scores the clean
+    /// example with `samples` latent samples per copy; the loss is `−mean L_dvae`, with the KL
+    /// term scaled by `kl_weight_scale` for warm-up. [`Objective::dvae`] gives `M = K = 1`.
+    Dvae {
+        /// The corruption `C(x̃|x)` the encoder's inputs go through.
+        corruption: Corruption,
+        /// Corrupted copies per example, M (≥ 1).
+        copies: i64,
+        /// Latent samples per corrupted copy, K (≥ 1).
+        samples: i64,
     },
 }
 
@@ -44,24 +58,48 @@ pub struct ObjectiveOutput {
     pub loss: Tensor,
     /// The plain, unweighted ELBO terms of the batch (per example, detached), for logging: with
     /// the analytic KL for [`Objective::Elbo`], with the Monte-Carlo KL over the `k` samples for
-    /// [`Objective::Iwae`].
+    /// [`Objective::Iwae`], the terms of the corrupted-input bound `L_dvae` (reconstruction of
+    /// the clean input, KL of `q(z|x̃)`) for [`Objective::Dvae`].
     pub terms: ElboTerms,
 }
 
 impl Objective {
-    /// Checks the parameters, naming the first bad one.
-    pub fn validate(&self) -> Result<()> {
-        match *self {
-            Self::Elbo { beta, free_bits } => {
-                non_negative("beta", beta)?;
-                non_negative("free_bits", free_bits)
-            }
-            Self::Iwae { k } => at_least_one("k", k),
+    /// The DVAE objective with the recommended `copies = samples = 1`.
+    ///
+    /// ```
+    /// use genae_estimators::Objective;
+    /// use genae_tensor::Corruption;
+    /// let objective = Objective::dvae(Corruption::Masking { p: 0.3 });
+    /// assert!(matches!(objective, Objective::Dvae { copies: 1, samples: 1, .. }));
+    /// ```
+    pub fn dvae(corruption: Corruption) -> Self {
+        Self::Dvae {
+            corruption,
+            copies: 1,
+            samples: 1,
         }
     }
 
-    /// The loss of a batch `x`. `kl_weight_scale` (≥ 0) multiplies `beta` for KL warm-up: pass
-    /// [`KlWarmup::scale`] of the step (or 1). It has no effect on [`Objective::Iwae`].
+    /// Checks the parameters, naming the first bad one (a bad corruption parameter is reported
+    /// as `corruption`, with the field in the reason).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::Elbo { beta, free_bits } => {
+                non_negative("beta", *beta)?;
+                non_negative("free_bits", *free_bits)
+            }
+            Self::Iwae { k } => at_least_one("k", *k),
+            Self::Dvae {
+                corruption,
+                copies,
+                samples,
+            } => check_dvae_arguments(corruption, *copies, *samples),
+        }
+    }
+
+    /// The loss of a batch `x`. `kl_weight_scale` (≥ 0) multiplies the KL term for KL warm-up
+    /// (`beta` of [`Objective::Elbo`], the KL of [`Objective::Dvae`]): pass [`KlWarmup::scale`]
+    /// of the step (or 1). It has no effect on [`Objective::Iwae`].
     ///
     /// ```
     /// use genae_estimators::{KlWarmup, Objective};
@@ -82,6 +120,9 @@ impl Objective {
     /// }
     /// let iwae = Objective::Iwae { k: 5 }.loss(&vae, &x, 1.0).unwrap();
     /// assert_eq!(iwae.loss.dim(), 0);
+    /// let noise = genae_tensor::Corruption::Gaussian { sigma: 0.2, clamp: false };
+    /// let denoising = Objective::dvae(noise).loss(&vae, &x, 1.0).unwrap();
+    /// assert_eq!(denoising.loss.dim(), 0);
     /// ```
     pub fn loss<M: LatentVariableModel + ?Sized>(
         &self,
@@ -91,11 +132,16 @@ impl Objective {
     ) -> Result<ObjectiveOutput> {
         self.validate()?;
         non_negative("kl_weight_scale", kl_weight_scale)?;
-        match *self {
+        match self {
             Self::Elbo { beta, free_bits } => {
-                elbo_loss(model, x, beta * kl_weight_scale, free_bits)
+                elbo_loss(model, x, beta * kl_weight_scale, *free_bits)
             }
-            Self::Iwae { k } => iwae_loss(model, x, k),
+            Self::Iwae { k } => iwae_loss(model, x, *k),
+            Self::Dvae {
+                corruption,
+                copies,
+                samples,
+            } => dvae_loss(model, x, corruption, *copies, *samples, kl_weight_scale),
         }
     }
 }
@@ -162,6 +208,26 @@ fn iwae_loss<M: LatentVariableModel + ?Sized>(
             elbo: &reconstruction - &kl,
             reconstruction,
             kl,
+        },
+    })
+}
+
+fn dvae_loss<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    corruption: &Corruption,
+    copies: i64,
+    samples: i64,
+    kl_weight: f64,
+) -> Result<ObjectiveOutput> {
+    let terms = dvae(model, x, corruption, copies, samples)?;
+    let loss = terms.kl.mean(None::<Kind>) * kl_weight - terms.reconstruction.mean(None::<Kind>);
+    Ok(ObjectiveOutput {
+        loss,
+        terms: ElboTerms {
+            elbo: terms.elbo.detach(),
+            reconstruction: terms.reconstruction.detach(),
+            kl: terms.kl.detach(),
         },
     })
 }

@@ -27,6 +27,14 @@ pub enum TensorError {
         /// The shapes involved.
         detail: String,
     },
+    /// An argument or config field outside its allowed range (e.g. a corruption probability).
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument or field, e.g. `p` or `steps[1].sigma`.
+        name: String,
+        /// What was expected and what was given.
+        reason: String,
+    },
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

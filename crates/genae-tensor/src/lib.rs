@@ -10,7 +10,10 @@
 //! - [`bernoulli_logits_log_prob`], [`log_mean_exp`], [`sum_except_batch`]: likelihood helpers;
 //! - [`tensor_from_array`], [`array_from_tensor`], [`tensor_from_u8_images`]: conversions at the
 //!   boundary with plain buffers and `ndarray`;
-//! - [`save_image_grid`]: write a batch of images as one PNG grid.
+//! - [`save_image_grid`]: write a batch of images as one PNG grid;
+//! - [`Corruption`]: the corruption processes `C(x̃|x)` of denoising autoencoders and denoising
+//!   Markov chains (additive Gaussian, salt-and-pepper, masking, and chains of them), a
+//!   serde-configurable enum seeded through libtorch's generator.
 //!
 //! Everything works on whatever device its input tensors live on.
 //!
@@ -29,6 +32,7 @@
 //! ```
 
 mod convert;
+mod corruption;
 mod device;
 mod distributions;
 mod error;
@@ -36,6 +40,7 @@ mod image_grid;
 mod likelihood;
 
 pub use convert::{array_from_tensor, tensor_from_array, tensor_from_u8_images};
+pub use corruption::Corruption;
 pub use device::{seed_everything, DeviceSpec, DEVICE_ENV_VAR};
 pub use distributions::DiagGaussian;
 pub use error::TensorError;
