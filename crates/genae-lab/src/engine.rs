@@ -524,6 +524,7 @@ fn train_and_evaluate(
     let mut vs = nn::VarStore::new(device);
     let vae = Vae::new(&vs.root(), &config.vae_config(image_shape))?;
     let mut optimizer = Adam::new(&vs, f.train.learning_rate);
+
     let done = if resume {
         let done = load_training_checkpoint(&mut vs, &mut optimizer, &run_dir)?;
         truncate_metrics(&run_dir, done.epoch)?;

@@ -66,12 +66,17 @@ impl Adam {
     }
 
     /// One update from the current gradients (variables without one are left alone).
+    ///
+    /// Written to launch few kernels: with `c₁ = 1−β₁ᵗ`, `c₂ = 1−β₂ᵗ`, the update
+    /// `lr/c₁ · m / (√v/√c₂ + ε)` is `(lr·√c₂/c₁) · m / (√v + ε√c₂)`, so the denominator takes
+    /// one allocation and the rest happens in place.
     pub fn step(&mut self) {
         self.steps += 1;
         let t = self.steps as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
         let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
-        let step_size = self.learning_rate / bias1;
+        let step_size = self.learning_rate * bias2_sqrt / bias1;
+        let eps = self.eps * bias2_sqrt;
         tch::no_grad(|| {
             for (_, p, m, v) in &mut self.slots {
                 let g = p.grad();
@@ -80,8 +85,11 @@ impl Adam {
                 }
                 let _ = m.lerp_(&g, 1.0 - self.beta1);
                 let _ = v.lerp_(&g.square(), 1.0 - self.beta2);
-                let denom = v.sqrt() / bias2_sqrt + self.eps;
-                let _ = p.addcdiv_(&(&*m * -step_size), &denom);
+                // p ← p + m / (−(√v + ε')/step) = p − step · m / (√v + ε')
+                let mut denom = v.sqrt();
+                let _ = denom.g_add_scalar_(eps);
+                let _ = denom.g_mul_scalar_(-1.0 / step_size);
+                let _ = p.addcdiv_(m, &denom);
             }
         });
     }
