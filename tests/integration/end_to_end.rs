@@ -155,7 +155,7 @@ fn metric_lines(dir: &Path) -> Vec<serde_json::Value> {
 fn every_architecture_likelihood_and_objective_trains_from_the_config() {
     let _rng = crate::torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
         &[
             "model.architecture={ kind = \"conv\", channels = [8, 16], residual_blocks = 1 }",
             "data.image_size=32",
@@ -175,6 +175,11 @@ fn every_architecture_likelihood_and_objective_trains_from_the_config() {
             "train.iwae_k=5",
             "train.beta=1.0",
         ],
+        &[
+            "train.objective=\"dvae\"",
+            "train.corruption={ kind = \"salt_and_pepper\", p = 0.1 }",
+            "train.dvae_copies=2",
+        ],
     ];
     for extra in cases {
         let mut all = vec!["train.epochs=3", "eval.log_likelihood_k=20"];
@@ -189,6 +194,12 @@ fn every_architecture_likelihood_and_objective_trains_from_the_config() {
         );
         let ll = summary.test.log_likelihood.as_ref().unwrap();
         assert!(ll.value.is_finite(), "{extra:?}");
+        // The denoising bound is reported (only) for DVAE runs.
+        let is_dvae = extra.iter().any(|e| e.contains("dvae"));
+        assert_eq!(summary.test.dvae_bound.is_some(), is_dvae, "{extra:?}");
+        if let Some(bound) = summary.test.dvae_bound {
+            assert!(bound.is_finite() && bound < 0.0, "{bound}");
+        }
         for file in ["samples.png", "reconstructions.png", "interpolations.png"] {
             assert!(summary.run_dir.join(file).is_file(), "{extra:?}: {file}");
         }

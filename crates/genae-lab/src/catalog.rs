@@ -26,6 +26,7 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         "fashion-iwae-k50",
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
+    ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use genae_data::transforms::Binarization;
-use genae_tensor::DeviceSpec;
+use genae_tensor::{Corruption, DeviceSpec};
 use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +95,10 @@ pub enum ObjectiveKind {
     Elbo,
     /// The negative importance-weighted bound `L_k` with `iwae_k` samples (Burda et al., 2016).
     Iwae,
+    /// The negative denoising bound `L_dvae` (Im et al., 2017): the encoder sees inputs
+    /// corrupted by `corruption` (`dvae_copies` copies, `dvae_samples` codes each), the decoder
+    /// scores the clean ones.
+    Dvae,
 }
 
 /// An experiment config as written in TOML. Every field has a default, so a file only lists
@@ -187,10 +191,18 @@ pub struct TrainSection {
     pub learning_rate: f64,
     /// Leave out the last, smaller batch of each epoch.
     pub drop_last: bool,
-    /// `elbo` or `iwae`.
+    /// `elbo`, `iwae` or `dvae`.
     pub objective: ObjectiveKind,
     /// Importance samples per example for `objective = "iwae"`.
     pub iwae_k: i64,
+    /// The corruption of `objective = "dvae"`, e.g. `{ kind = "salt_and_pepper", p = 0.1 }`,
+    /// `{ kind = "gaussian", sigma = 0.2 }`, `{ kind = "masking", p = 0.3 }` or a
+    /// `{ kind = "chain", steps = [...] }` of them (default: none).
+    pub corruption: Corruption,
+    /// Corrupted copies per example (`M`) for `objective = "dvae"`.
+    pub dvae_copies: i64,
+    /// Codes per corrupted copy (`K`) for `objective = "dvae"`.
+    pub dvae_samples: i64,
     /// Weight of the KL term (β-VAE; 1 is the ELBO).
     pub beta: f64,
     /// Free bits λ (nats per latent dimension; 0: off).
@@ -284,6 +296,9 @@ impl Default for TrainSection {
             drop_last: false,
             objective: ObjectiveKind::Elbo,
             iwae_k: 5,
+            corruption: Corruption::None,
+            dvae_copies: 1,
+            dvae_samples: 1,
             beta: 1.0,
             free_bits: 0.0,
             kl_warmup_steps: 0,
@@ -300,7 +315,7 @@ impl Default for EvalSection {
             reconstructions: 16,
             log_likelihood_k: 5000,
             log_likelihood_images: 1000,
-            log_likelihood_chunk: 500,
+            log_likelihood_chunk: 1280,
             interpolations: 4,
             latent_points: 2000,
             every: 0,
@@ -489,6 +504,18 @@ impl ConfigFile {
         check(t.iwae_k >= 1, "train.iwae_k", || {
             format!("must be at least 1, got {}", t.iwae_k)
         })?;
+        check(t.dvae_copies >= 1, "train.dvae_copies", || {
+            format!("must be at least 1, got {}", t.dvae_copies)
+        })?;
+        check(t.dvae_samples >= 1, "train.dvae_samples", || {
+            format!("must be at least 1, got {}", t.dvae_samples)
+        })?;
+        if let Err(e) = t.corruption.validate() {
+            return Err(ConfigError::Invalid {
+                field: "train.corruption",
+                reason: e.to_string(),
+            });
+        }
         check(t.beta.is_finite() && t.beta >= 0.0, "train.beta", || {
             format!("must be a finite number ≥ 0, got {}", t.beta)
         })?;

@@ -10,7 +10,7 @@ use genae_data::shapes::{shapes_dataset, ShapesSpec};
 use genae_data::transforms::{binarize_static, split_validation, Binarization};
 use genae_data::{registry, ImageSet};
 use genae_estimators::{
-    active_units, bits_per_dim, elbo, evaluate_log_likelihood, ElboTerms, KlWarmup,
+    active_units, bits_per_dim, dvae_bound, elbo, evaluate_log_likelihood, ElboTerms, KlWarmup,
     LogLikelihoodOptions, Objective, ObjectiveOutput,
 };
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
@@ -158,6 +158,10 @@ pub struct TestSummary {
     pub log_likelihood: Option<LogLikelihoodSummary>,
     /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01).
     pub active_units: usize,
+    /// The denoising bound `L_dvae` on the test set (runs with `objective = "dvae"`), beside
+    /// the clean-input ELBO above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dvae_bound: Option<f64>,
 }
 
 /// `test.log_likelihood` in `summary.json`.
@@ -314,6 +318,34 @@ fn evaluate(vae: &Vae, split: &DeviceSplit, batch_size: i64) -> Result<SplitMetr
             start += len;
         }
         Ok(sums.means())
+    })
+}
+
+/// The mean denoising bound over a split, in batches, without gradients.
+fn mean_dvae_bound(
+    vae: &Vae,
+    split: &DeviceSplit,
+    corruption: &genae_tensor::Corruption,
+    copies: i64,
+    samples: i64,
+    batch_size: i64,
+) -> Result<f64, LabError> {
+    tch::no_grad(|| {
+        let mut total = 0.0;
+        let mut start = 0;
+        while start < split.n {
+            let len = batch_size.min(split.n - start);
+            let bound = dvae_bound(
+                vae,
+                &split.x.narrow(0, start, len),
+                corruption,
+                copies,
+                samples,
+            )?;
+            total += bound.sum(Kind::Double).double_value(&[]);
+            start += len;
+        }
+        Ok(total / split.n.max(1) as f64)
     })
 }
 
@@ -556,6 +588,11 @@ fn train_and_evaluate(
             free_bits: f.train.free_bits,
         },
         ObjectiveKind::Iwae => Objective::Iwae { k: f.train.iwae_k },
+        ObjectiveKind::Dvae => Objective::Dvae {
+            corruption: f.train.corruption.clone(),
+            copies: f.train.dvae_copies,
+            samples: f.train.dvae_samples,
+        },
     };
     let warmup = KlWarmup {
         steps: f.train.kl_warmup_steps,
@@ -708,6 +745,22 @@ fn train_and_evaluate(
         None
     };
 
+    let dvae_bound = match &objective {
+        Objective::Dvae {
+            corruption,
+            copies,
+            samples,
+        } => Some(mean_dvae_bound(
+            &vae,
+            &test,
+            corruption,
+            *copies,
+            *samples,
+            f.eval.batch_size as i64,
+        )?),
+        _ => None,
+    };
+
     let summary = RunSummary {
         model: f.model.kind.to_string(),
         dataset: data.name.clone(),
@@ -719,6 +772,7 @@ fn train_and_evaluate(
             kl: last_test.kl,
             log_likelihood,
             active_units: au.count,
+            dvae_bound,
         },
         peak_rss_mb: peak_rss_mb(),
         train: TrainTotals {
@@ -807,10 +861,11 @@ fn estimate_log_likelihood(
     })
 }
 
-/// (image, sample) pairs per decoder pass while estimating `L_k`. Passes this small keep the
-/// activations in cache: on a 2-core CPU, 500 rows ran a 784-300-300-40 decoder about 1.7×
-/// faster per image than 10 000 (measured with PyTorch's same kernels).
-const LOG_LIKELIHOOD_ROWS: i64 = 500;
+/// (image, sample) pairs per decoder pass while estimating `L_k`. On the 2-core machine this
+/// project measures on, passes of 1 280 samples of one image ran a 784-300-300-40 decoder about
+/// 1.4× faster per image than passes of 500 with two threads (the same with one thread), and
+/// 10 000-row passes were slower again (out of cache); see docs/benchmarks.md.
+const LOG_LIKELIHOOD_ROWS: i64 = 1280;
 
 /// Test images per batch while estimating `L_k`: as many as fill [`LOG_LIKELIHOOD_ROWS`] with
 /// `min(k, chunk)` samples each, at least one.
