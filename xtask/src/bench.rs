@@ -155,7 +155,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut bench = process::cargo();
     bench
         .current_dir(root)
-        .args(["bench", "--workspace", "--benches", "--", "--noplot"]);
+        .args(["bench", "--workspace", "--bench", "*", "--", "--noplot"]);
     process::run(&mut bench).context("bench: `cargo bench` failed")?;
     let criterion = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), PathBuf::from)
