@@ -206,6 +206,7 @@ pub fn run(args: &Args) -> Result<()> {
                 Some(m) => (duration(m.mean_ns), format!("{:.2}×", ms * 1e6 / m.mean_ns)),
                 None => ("n/a".into(), "n/a".into()),
             };
+            let note = note.trim_start_matches('(').trim_end_matches(')');
             let _ = writeln!(
                 section,
                 "| `{id}` | {genae} | {ms:.3} ms ({note}) | {ratio} |"
