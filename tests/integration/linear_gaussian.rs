@@ -7,83 +7,11 @@
 //! `log p(x) − ELBO = KL(q ‖ p(z|x))`.
 
 use genae_estimators::elbo_with_samples;
-use genae_tensor::{DiagGaussian, LOG_2PI};
-use genae_zoo::{LatentVariableModel, Result};
+use genae_tensor::LOG_2PI;
+use genae_zoo::{LatentVariableModel, LinearGaussian};
 use tch::{Device, Kind, Tensor};
 
 const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
-
-/// The generative model plus an encoder `q(z|x) = N(μ(x) + mean_shift, diag(Σ)·exp(log_var_shift))`.
-struct LinearGaussian {
-    w: Tensor, // [D, d]
-    b: Tensor, // [D]
-    sigma2: f64,
-    post_var: Tensor,      // [d], exact posterior variances
-    mean_shift: Tensor,    // [d]
-    log_var_shift: Tensor, // [d]
-}
-
-impl LinearGaussian {
-    fn new(data_dim: i64, scales: &[f64], sigma2: f64) -> Self {
-        let latent = scales.len() as i64;
-        let (q, _r) = Tensor::linalg_qr(&Tensor::randn([data_dim, latent], OPTS), "reduced");
-        let s = Tensor::from_slice(scales).to_kind(Kind::Double);
-        let w = q * &s;
-        let post_var = (s.square() / sigma2 + 1.0).reciprocal();
-        Self {
-            w,
-            b: Tensor::randn([data_dim], OPTS),
-            sigma2,
-            post_var,
-            mean_shift: Tensor::zeros([latent], OPTS),
-            log_var_shift: Tensor::zeros([latent], OPTS),
-        }
-    }
-
-    fn exact_posterior(&self, x: &Tensor) -> DiagGaussian {
-        let mean = (x - &self.b).matmul(&self.w) * &self.post_var / self.sigma2;
-        let log_var = self.post_var.log().expand_as(&mean);
-        DiagGaussian::new(mean, log_var).unwrap()
-    }
-
-    /// `log N(x; b, W Wᵀ + σ² I)` per example, by Cholesky-free dense linear algebra.
-    fn exact_log_px(&self, x: &Tensor) -> Tensor {
-        let d = self.b.size()[0];
-        let cov = self.w.matmul(&self.w.tr()) + Tensor::eye(d, OPTS) * self.sigma2;
-        let (_sign, logdet) = Tensor::linalg_slogdet(&cov);
-        let centred = x - &self.b; // [N, D]
-        let solved = Tensor::linalg_solve(&cov, &centred.tr(), true).tr(); // [N, D]
-        let maha = (centred * solved).sum_dim_intlist(-1, false, None::<Kind>);
-        (maha + logdet + d as f64 * LOG_2PI) * -0.5
-    }
-
-    fn sample_data(&self, n: i64) -> Tensor {
-        let z = Tensor::randn([n, self.w.size()[1]], OPTS);
-        z.matmul(&self.w.tr())
-            + &self.b
-            + Tensor::randn([n, self.b.size()[0]], OPTS) * self.sigma2.sqrt()
-    }
-}
-
-impl LatentVariableModel for LinearGaussian {
-    fn latent_dim(&self) -> i64 {
-        self.w.size()[1]
-    }
-
-    fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
-        let exact = self.exact_posterior(x);
-        Ok(DiagGaussian::new(
-            exact.mean() + &self.mean_shift,
-            exact.log_var() + &self.log_var_shift,
-        )?)
-    }
-
-    fn log_likelihood(&self, x: &Tensor, z: &Tensor) -> Result<Tensor> {
-        let mean = z.matmul(&self.w.tr()) + &self.b;
-        let log_var = Tensor::full_like(&mean, self.sigma2.ln());
-        Ok(DiagGaussian::new(mean, log_var)?.log_prob(x)?)
-    }
-}
 
 fn values(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(&t.to_kind(Kind::Double)).unwrap()
@@ -93,20 +21,24 @@ fn values(t: &Tensor) -> Vec<f64> {
 fn elbo_equals_log_px_when_q_is_the_exact_posterior() {
     let _rng = crate::torch_rng_lock();
     tch::manual_seed(2024);
-    let model = LinearGaussian::new(6, &[2.0, 0.7, 1.3], 0.5);
+    let model = LinearGaussian::new(6, &[2.0, 0.7, 1.3], 0.5).unwrap();
     let x = model.sample_data(8);
-    let exact = values(&model.exact_log_px(&x));
+    let exact = values(&model.exact_log_px(&x).unwrap());
 
     // Closed form of the ELBO at the exact posterior, as an independent check of the algebra:
     // E_q ||x − Wz − b||² = ||x − Wμ − b||² + Σ_j s_j² Σ_jj.
-    let q = model.exact_posterior(&x);
-    let resid = &x - q.mean().matmul(&model.w.tr()) - &model.b;
-    let trace = (model.w.square().sum_dim_intlist(0, false, None::<Kind>) * &model.post_var)
-        .sum(Kind::Double);
+    let q = model.exact_posterior(&x).unwrap();
+    let resid = &x - q.mean().matmul(&model.weight().tr()) - model.bias();
+    let trace = (model
+        .weight()
+        .square()
+        .sum_dim_intlist(0, false, None::<Kind>)
+        * model.posterior_variance())
+    .sum(Kind::Double);
     let d = x.size()[1] as f64;
     let expected_rec = (resid.square().sum_dim_intlist(-1, false, None::<Kind>) + trace)
-        / (-2.0 * model.sigma2)
-        - 0.5 * d * (LOG_2PI + model.sigma2.ln());
+        / (-2.0 * model.noise_variance())
+        - 0.5 * d * (LOG_2PI + model.noise_variance().ln());
     let closed = values(&(expected_rec - q.kl_to_standard_normal()));
     for (c, e) in closed.iter().zip(&exact) {
         assert!((c - e).abs() < 1e-9, "closed-form ELBO {c} vs log p(x) {e}");
@@ -123,13 +55,13 @@ fn elbo_equals_log_px_when_q_is_the_exact_posterior() {
 fn elbo_gap_is_the_kl_to_the_exact_posterior() {
     let _rng = crate::torch_rng_lock();
     tch::manual_seed(7);
-    let mut model = LinearGaussian::new(5, &[1.5, 0.4], 0.3);
-    model.mean_shift = Tensor::from_slice(&[0.6, -0.4]);
-    model.log_var_shift = Tensor::from_slice(&[-0.8, 0.5]);
+    let model = LinearGaussian::new(5, &[1.5, 0.4], 0.3)
+        .unwrap()
+        .perturbed(&[0.6, -0.4], &[-0.8, 0.5]);
     let x = model.sample_data(6);
-    let exact = values(&model.exact_log_px(&x));
+    let exact = values(&model.exact_log_px(&x).unwrap());
     let q = model.encode(&x).unwrap();
-    let gap = values(&q.kl(&model.exact_posterior(&x)).unwrap());
+    let gap = values(&q.kl(&model.exact_posterior(&x).unwrap()).unwrap());
     let elbo = values(&elbo_with_samples(&model, &x, 50_000).unwrap().elbo);
     for ((e, lp), g) in elbo.iter().zip(&exact).zip(&gap) {
         assert!(
@@ -146,10 +78,11 @@ fn elbo_stays_below_log_px_for_a_mean_field_q_of_a_correlated_posterior() {
     let _rng = crate::torch_rng_lock();
     // Non-orthogonal W: the exact posterior is correlated, so no diagonal q reaches log p(x).
     tch::manual_seed(99);
-    let mut model = LinearGaussian::new(4, &[1.0, 1.0], 0.2);
-    model.w = Tensor::randn([4, 2], OPTS);
+    let model = LinearGaussian::new(4, &[1.0, 1.0], 0.2)
+        .unwrap()
+        .with_weight(Tensor::randn([4, 2], OPTS));
     let x = model.sample_data(16);
-    let exact = values(&model.exact_log_px(&x));
+    let exact = values(&model.exact_log_px(&x).unwrap());
     let elbo = values(&elbo_with_samples(&model, &x, 20_000).unwrap().elbo);
     for (e, lp) in elbo.iter().zip(&exact) {
         assert!(e < lp, "ELBO {e} vs log p(x) {lp}");

@@ -19,11 +19,9 @@ use std::cell::RefCell;
 use std::sync::{Mutex, MutexGuard};
 
 use genae_estimators::{dvae, dvae_bound, elbo, elbo_with_samples, EstimatorError, Objective};
-use genae_tensor::{Corruption, DiagGaussian, LOG_2PI};
-use genae_zoo::{LatentVariableModel, Result, Vae, VaeConfig};
+use genae_tensor::{Corruption, DiagGaussian};
+use genae_zoo::{LatentVariableModel, LinearGaussian, Result, Vae, VaeConfig};
 use tch::{nn, Device, Kind, Tensor};
-
-const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
 
 /// libtorch's random generator is global to the process while tests run on parallel threads:
 /// every test that draws random numbers holds this lock, so its draws are its own and
@@ -33,76 +31,22 @@ fn torch_rng_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The generative model plus an encoder `q(z|x) = N(μ(x) + mean_shift, diag(Σ)·exp(log_var_shift))`.
-struct LinearGaussian {
-    w: Tensor, // [D, d]
-    b: Tensor, // [D]
-    scales: Tensor,
-    sigma2: f64,
-    post_var: Tensor,      // [d], exact posterior variances
-    mean_shift: Tensor,    // [d]
-    log_var_shift: Tensor, // [d]
+/// Closed forms these tests need beyond what [`LinearGaussian`] offers.
+trait ClosedForms {
+    fn dvae_gap(&self, x: &Tensor, e: &Tensor, v: &Tensor) -> Tensor;
+    fn reconstruction_variance(&self, x: &Tensor) -> Tensor;
 }
 
-impl LinearGaussian {
-    fn new(data_dim: i64, scales: &[f64], sigma2: f64) -> Self {
-        let latent = scales.len() as i64;
-        let (q, _r) = Tensor::linalg_qr(&Tensor::randn([data_dim, latent], OPTS), "reduced");
-        let s = Tensor::from_slice(scales).to_kind(Kind::Double);
-        let w = q * &s;
-        let post_var = (s.square() / sigma2 + 1.0).reciprocal();
-        Self {
-            w,
-            b: Tensor::randn([data_dim], OPTS),
-            scales: s,
-            sigma2,
-            post_var,
-            mean_shift: Tensor::zeros([latent], OPTS),
-            log_var_shift: Tensor::zeros([latent], OPTS),
-        }
-    }
-
-    /// The same model with `q` shifted away from the exact posterior.
-    fn perturbed(mut self, mean_shift: &[f64], log_var_shift: &[f64]) -> Self {
-        self.mean_shift = Tensor::from_slice(mean_shift);
-        self.log_var_shift = Tensor::from_slice(log_var_shift);
-        self
-    }
-
-    fn exact_posterior(&self, x: &Tensor) -> DiagGaussian {
-        let mean = (x - &self.b).matmul(&self.w) * &self.post_var / self.sigma2;
-        let log_var = self.post_var.log().expand_as(&mean);
-        DiagGaussian::new(mean, log_var).unwrap()
-    }
-
-    /// `log N(x; b, W Wᵀ + σ² I)` per example, by dense linear algebra (slogdet + solve).
-    fn exact_log_px(&self, x: &Tensor) -> Tensor {
-        let d = self.b.size()[0];
-        let cov = self.w.matmul(&self.w.tr()) + Tensor::eye(d, OPTS) * self.sigma2;
-        let (_sign, logdet) = Tensor::linalg_slogdet(&cov);
-        let centred = x - &self.b; // [N, D]
-        let solved = Tensor::linalg_solve(&cov, &centred.tr(), true).tr(); // [N, D]
-        let maha = (centred * solved).sum_dim_intlist(-1, false, None::<Kind>);
-        (maha + logdet + d as f64 * LOG_2PI) * -0.5
-    }
-
-    /// `KL(q(z|x) ‖ p(z|x))` per example: the exact ELBO gap on clean inputs.
-    fn exact_gap(&self, x: &Tensor) -> Tensor {
-        self.encode(x)
-            .unwrap()
-            .kl(&self.exact_posterior(x))
-            .unwrap()
-    }
-
+impl ClosedForms for LinearGaussian {
     /// The closed-form `log p(x) − L_dvae` per example (see the module docs), given the mean
     /// `e` and variance `v` of the corruption `δ = x̃ − x` per element (`[N, D]`).
     fn dvae_gap(&self, x: &Tensor, e: &Tensor, v: &Tensor) -> Tensor {
-        let a_mat = (&self.w * &self.post_var).matmul(&self.w.tr()); // W Σ Wᵀ, [D, D]
-        let s4 = self.sigma2 * self.sigma2;
-        let linear = e.matmul(&self.w).matmul(&self.mean_shift) / self.sigma2;
+        let a_mat = (self.weight() * self.posterior_variance()).matmul(&self.weight().tr()); // W Σ Wᵀ, [D, D]
+        let s4 = self.noise_variance() * self.noise_variance();
+        let linear = e.matmul(self.weight()).matmul(self.mean_shift()) / self.noise_variance();
         let quad = (e.matmul(&a_mat) * e).sum_dim_intlist(-1, false, None::<Kind>)
             + v.matmul(&a_mat.diagonal(0, 0, 1));
-        self.exact_gap(x) + linear + quad / (2.0 * s4)
+        self.exact_gap(x).unwrap() + linear + quad / (2.0 * s4)
     }
 
     /// `Var_{z ~ q(z|x)} log p(x|z)` per example, in closed form: with `z = m + s∘ε`,
@@ -111,44 +55,20 @@ impl LinearGaussian {
     fn reconstruction_variance(&self, x: &Tensor) -> Tensor {
         let q = self.encode(x).unwrap();
         let s = q.std();
-        let r = x - &self.b - q.mean().matmul(&self.w.tr());
-        let alpha = r.matmul(&self.w) * &s;
-        let gamma = self.scales.square() * s.square();
+        let r = x - self.bias() - q.mean().matmul(&self.weight().tr());
+        let alpha = r.matmul(self.weight()) * &s;
+        let gamma = self.scales().square() * s.square();
         let sum = |t: Tensor| t.sum_dim_intlist(-1, false, None::<Kind>);
-        (sum(alpha.square()) + sum(gamma.square()) * 0.5) / (self.sigma2 * self.sigma2)
-    }
-
-    fn sample_data(&self, n: i64) -> Tensor {
-        let z = Tensor::randn([n, self.w.size()[1]], OPTS);
-        z.matmul(&self.w.tr())
-            + &self.b
-            + Tensor::randn([n, self.b.size()[0]], OPTS) * self.sigma2.sqrt()
-    }
-}
-
-impl LatentVariableModel for LinearGaussian {
-    fn latent_dim(&self) -> i64 {
-        self.w.size()[1]
-    }
-
-    fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
-        let exact = self.exact_posterior(x);
-        Ok(DiagGaussian::new(
-            exact.mean() + &self.mean_shift,
-            exact.log_var() + &self.log_var_shift,
-        )?)
-    }
-
-    fn log_likelihood(&self, x: &Tensor, z: &Tensor) -> Result<Tensor> {
-        let mean = z.matmul(&self.w.tr()) + &self.b;
-        let log_var = Tensor::full_like(&mean, self.sigma2.ln());
-        Ok(DiagGaussian::new(mean, log_var)?.log_prob(x)?)
+        (sum(alpha.square()) + sum(gamma.square()) * 0.5)
+            / (self.noise_variance() * self.noise_variance())
     }
 }
 
 /// 5-d data, 2-d latent, `q` off the posterior (ELBO gap 0.65 nats on clean data).
 fn perturbed_model() -> LinearGaussian {
-    LinearGaussian::new(5, &[1.5, 0.6], 0.4).perturbed(&[0.4, -0.3], &[0.3, 0.2])
+    LinearGaussian::new(5, &[1.5, 0.6], 0.4)
+        .unwrap()
+        .perturbed(&[0.4, -0.3], &[0.3, 0.2])
 }
 
 /// Records what the model is asked, to check what the encoder and the decoder see.
@@ -354,7 +274,7 @@ fn dvae_bound_matches_its_closed_form_and_stays_below_log_px() {
     // 20 examples, each replicated 1000 times: 20 000 independent estimates per corruption.
     let base = model.sample_data(20);
     let x = base.repeat([1000, 1]);
-    let log_px = model.exact_log_px(&x);
+    let log_px = model.exact_log_px(&x).unwrap();
     let cases = [
         (Corruption::None, 1, 1),
         (gaussian(0.3), 1, 1),
@@ -394,7 +314,7 @@ fn dvae_bound_matches_its_closed_form_and_stays_below_log_px() {
         }
     }
     // Without corruption the gap is the ELBO gap; more Gaussian noise, a looser bound.
-    let clean_gap = mean(&values(&model.exact_gap(&x)));
+    let clean_gap = mean(&values(&model.exact_gap(&x).unwrap()));
     assert!(clean_gap > 0.5, "{clean_gap}");
     for pair in gaussian_gaps.windows(2) {
         let ((s_a, g_a, se_a), (s_b, g_b, se_b)) = (pair[0], pair[1]);
