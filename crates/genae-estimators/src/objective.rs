@@ -154,6 +154,15 @@ fn kl_per_dim(q: &DiagGaussian, p: &DiagGaussian) -> Result<Tensor> {
     Ok(per_dim * 0.5)
 }
 
+/// The logged (detached) terms: `elbo = reconstruction − kl`.
+fn logged_terms(reconstruction: Tensor, kl: Tensor) -> ElboTerms {
+    ElboTerms {
+        elbo: &reconstruction - &kl,
+        reconstruction,
+        kl,
+    }
+}
+
 fn elbo_loss<M: LatentVariableModel + ?Sized>(
     model: &M,
     x: &Tensor,
@@ -174,15 +183,9 @@ fn elbo_loss<M: LatentVariableModel + ?Sized>(
         kl.mean(None::<Kind>)
     };
     let loss = kl_term * kl_weight - reconstruction.mean(None::<Kind>);
-    let reconstruction = reconstruction.detach();
-    let kl = kl.detach();
     Ok(ObjectiveOutput {
         loss,
-        terms: ElboTerms {
-            elbo: &reconstruction - &kl,
-            reconstruction,
-            kl,
-        },
+        terms: logged_terms(reconstruction.detach(), kl.detach()),
     })
 }
 
@@ -204,11 +207,7 @@ fn iwae_loss<M: LatentVariableModel + ?Sized>(
     let kl = (samples.log_q.detach() - samples.log_prior.detach()).mean_dim(0, false, None::<Kind>);
     Ok(ObjectiveOutput {
         loss,
-        terms: ElboTerms {
-            elbo: &reconstruction - &kl,
-            reconstruction,
-            kl,
-        },
+        terms: logged_terms(reconstruction, kl),
     })
 }
 

@@ -87,21 +87,10 @@ fn draw_scatter(
     let text = font_available();
     let area = BitMapBackend::new(path, (900, 760)).into_drawing_area();
     area.fill(&WHITE)?;
-    let bound = |f: fn(&(f64, f64)) -> f64| {
-        let (lo, hi) = points
-            .iter()
-            .map(f)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-        if lo.is_finite() && hi > lo {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad)..(hi + pad)
-        } else {
-            -1.0..1.0
-        }
-    };
-    let (xs, ys) = (bound(|p| p.0), bound(|p| p.1));
+    let (xs, ys) = (
+        padded_range(points.iter().map(|p| p.0)),
+        padded_range(points.iter().map(|p| p.1)),
+    );
     let mut builder = ChartBuilder::on(&area);
     builder.margin(15);
     if text {
@@ -149,6 +138,24 @@ fn draw_scatter(
     Ok(())
 }
 
+/// The span of the finite `values` with 5 % margins (±1 around a single value; `0..1` when
+/// there is none), for a chart axis.
+fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        0.0..1.0
+    } else if hi > lo {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad)..(hi + pad)
+    } else {
+        (lo - 1.0)..(hi + 1.0)
+    }
+}
+
 /// One named line of [`line_chart`]: `(x, y)` points.
 pub(crate) struct Line<'a> {
     /// Legend entry.
@@ -182,23 +189,10 @@ fn draw_lines(
     let area = BitMapBackend::new(path, (900, 520)).into_drawing_area();
     area.fill(&WHITE)?;
     let all = || lines.iter().flat_map(|l| l.points.iter());
-    let range = |f: fn(&(f64, f64)) -> f64| {
-        let (lo, hi) = all()
-            .map(f)
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-        if !lo.is_finite() {
-            0.0..1.0
-        } else if hi > lo {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad)..(hi + pad)
-        } else {
-            (lo - 1.0)..(hi + 1.0)
-        }
-    };
-    let (xs, ys) = (range(|p| p.0), range(|p| p.1));
+    let (xs, ys) = (
+        padded_range(all().map(|p| p.0)),
+        padded_range(all().map(|p| p.1)),
+    );
     let mut builder = ChartBuilder::on(&area);
     builder.margin(15);
     if text {
