@@ -9,6 +9,8 @@ use genae_tensor::{Corruption, DeviceSpec};
 use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
+pub use crate::aae_run::AaeSection;
+
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,12 +79,15 @@ pub const SHAPES: &str = "shapes";
 pub enum ModelKind {
     /// The VAE of genae-zoo (Gaussian encoder, Bernoulli decoder).
     Vae,
+    /// The adversarial autoencoder of genae-zoo (settings in `[aae]`).
+    Aae,
 }
 
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Vae => f.write_str("vae"),
+            Self::Aae => f.write_str("aae"),
         }
     }
 }
@@ -124,6 +129,9 @@ pub struct ConfigFile {
     pub train: TrainSection,
     /// Evaluation and pictures.
     pub eval: EvalSection,
+    /// The adversarial autoencoder's prior, encoder and discriminator (`model.kind = "aae"`).
+    #[serde(skip_serializing_if = "AaeSection::is_default")]
+    pub aae: AaeSection,
 }
 
 /// `[data]`.
@@ -252,6 +260,7 @@ impl Default for ConfigFile {
             model: ModelSection::default(),
             train: TrainSection::default(),
             eval: EvalSection::default(),
+            aae: AaeSection::default(),
         }
     }
 }
@@ -524,6 +533,9 @@ impl ConfigFile {
             "train.free_bits",
             || format!("must be a finite number ≥ 0, got {}", t.free_bits),
         )?;
+        if m.kind == ModelKind::Aae {
+            self.aae.validate(m.latent_dim)?;
+        }
         let e = &self.eval;
         check(e.log_likelihood_k >= 0, "eval.log_likelihood_k", || {
             format!(

@@ -14,13 +14,13 @@ use genae_estimators::{
     LogLikelihoodOptions, Objective, ObjectiveOutput,
 };
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
-use genae_zoo::Vae;
+use genae_zoo::{GenerativeAutoencoder, Vae};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{ObjectiveKind, ValidConfig, SHAPES};
+use crate::config::{ModelKind, ObjectiveKind, ValidConfig, SHAPES};
 use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
@@ -140,6 +140,9 @@ pub struct RunSummary {
     pub test: TestSummary,
     /// Training totals.
     pub train: TrainTotals,
+    /// The adversarial autoencoder's numbers (`model.kind = "aae"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aae: Option<crate::aae_run::AaeSummary>,
     /// Peak resident memory of the process, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mb: Option<f64>,
 }
@@ -147,17 +150,24 @@ pub struct RunSummary {
 /// Final test numbers in [`RunSummary`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TestSummary {
-    /// Mean ELBO (nats per example).
-    pub elbo: f64,
-    /// Mean `E_q[log p(x|z)]`.
+    /// Mean ELBO (nats per example; models with an encoder density).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elbo: Option<f64>,
+    /// Mean `E_q[log p(x|z)]` (for an adversarial autoencoder: `log p(x|f(x))`).
     pub reconstruction: f64,
-    /// Mean `KL(q(z|x) ‖ p(z))`.
-    pub kl: f64,
+    /// Mean `KL(q(z|x) ‖ p(z))` (models with an encoder density).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
+    /// Mean squared error per pixel between test images and their reconstructions (decoder
+    /// mean at the encoder mean), pixel values in `[0, 1]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruction_mse: Option<f64>,
     /// The importance-sampled log-likelihood estimate `L_k` (when `eval.log_likelihood_k > 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_likelihood: Option<LogLikelihoodSummary>,
-    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01).
-    pub active_units: usize,
+    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01; VAEs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_units: Option<usize>,
     /// The denoising bound `L_dvae` on the test set (runs with `objective = "dvae"`), beside
     /// the clean-input ELBO above.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,18 +200,19 @@ pub struct TrainTotals {
     pub seconds: f64,
     /// Training examples per second over the whole run.
     pub examples_per_s: f64,
-    /// Metrics of the last epoch's training batches.
-    pub last_epoch: SplitMetrics,
+    /// ELBO terms of the last epoch's training batches (VAEs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_epoch: Option<SplitMetrics>,
 }
 
 /// A data split as one `[N, D]` float tensor on the device, values in `[0, 1]`.
-struct DeviceSplit {
-    x: Tensor,
-    n: i64,
+pub(crate) struct DeviceSplit {
+    pub(crate) x: Tensor,
+    pub(crate) n: i64,
 }
 
 impl DeviceSplit {
-    fn new(set: &ImageSet, device: Device) -> Result<Self, LabError> {
+    pub(crate) fn new(set: &ImageSet, device: Device) -> Result<Self, LabError> {
         let n = set.len() as i64;
         let d = set.image_len() as i64;
         Ok(Self {
@@ -212,21 +223,21 @@ impl DeviceSplit {
 }
 
 /// The splits a run uses, after truncation, binarisation and the validation hold-out.
-struct PreparedData {
-    name: String,
-    train: Arc<ImageSet>,
-    validation: Option<ImageSet>,
-    test: ImageSet,
-    class_names: Vec<String>,
+pub(crate) struct PreparedData {
+    pub(crate) name: String,
+    pub(crate) train: Arc<ImageSet>,
+    pub(crate) validation: Option<ImageSet>,
+    pub(crate) test: ImageSet,
+    pub(crate) class_names: Vec<String>,
     /// Binarise every training batch afresh.
-    dynamic: bool,
+    pub(crate) dynamic: bool,
 }
 
 /// Seed streams kept apart so that the draws of one split never depend on another's size.
 const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
 const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
 
-fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
+pub(crate) fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
     let d = &config.file().data;
     let mut dataset = if d.dataset == SHAPES {
         let spec = ShapesSpec {
@@ -390,7 +401,7 @@ fn check_finite(metrics: &SplitMetrics, epoch: usize, step: u64) -> Result<(), L
     Ok(())
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metrics always serialise")
 }
 
@@ -419,7 +430,7 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
 }
 
 /// The seed of epoch `epoch`'s generator (epoch 0: the final evaluation's).
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(epoch as u64)
         .rotate_left(17)
@@ -427,28 +438,40 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 
 /// Where training resumes: what `checkpoint.safetensors` holds besides the tensors.
 #[derive(Clone, Copy, Debug, Default)]
-struct Progressed {
-    epoch: usize,
-    step: u64,
-    examples: u64,
-    seconds: f64,
+pub(crate) struct Progressed {
+    pub(crate) epoch: usize,
+    pub(crate) step: u64,
+    pub(crate) examples: u64,
+    pub(crate) seconds: f64,
 }
 
-const CHECKPOINT: &str = "checkpoint.safetensors";
+pub(crate) const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// Writes parameters, Adam state and progress to `checkpoint.safetensors` atomically.
-fn save_training_checkpoint(
-    vs: &nn::VarStore,
-    optimizer: &Adam,
+/// Writes parameters, optimiser state and progress to `checkpoint.safetensors` atomically.
+/// Parameters are stored as `<store>.<variable>` for each `(store, VarStore)` of `stores`, and
+/// each `(prefix, Adam)` of `optimizers` as `<prefix>adam.…` (the VAE uses `model` and `""`).
+pub(crate) fn save_training_checkpoint(
+    stores: &[(&str, &nn::VarStore)],
+    optimizers: &[(&str, &Adam)],
     done: Progressed,
     run_dir: &RunDir,
 ) -> Result<(), LabError> {
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(name, t)| (format!("model.{name}"), t))
-        .collect();
-    named.extend(optimizer.state());
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    for (store, vs) in stores {
+        named.extend(
+            vs.variables()
+                .into_iter()
+                .map(|(name, t)| (format!("{store}.{name}"), t)),
+        );
+    }
+    for (prefix, optimizer) in optimizers {
+        named.extend(
+            optimizer
+                .state()
+                .into_iter()
+                .map(|(name, t)| (format!("{prefix}{name}"), t)),
+        );
+    }
     named.push((
         "training.progress".into(),
         Tensor::from_slice(&[done.epoch as i64, done.step as i64, done.examples as i64]),
@@ -463,10 +486,12 @@ fn save_training_checkpoint(
         .map_err(|e| LabError::io("writing", &run_dir.file(CHECKPOINT), e))
 }
 
-/// Restores `checkpoint.safetensors` into `vs` and `optimizer`; returns the progress it holds.
-fn load_training_checkpoint(
-    vs: &mut nn::VarStore,
-    optimizer: &mut Adam,
+/// Restores what [`save_training_checkpoint`] wrote (with the same names) into `stores` and
+/// `optimizers`; returns the progress it holds. Errors name the file and the first missing or
+/// mis-shaped entry.
+pub(crate) fn load_training_checkpoint(
+    stores: &[(&str, &nn::VarStore)],
+    optimizers: &mut [(&str, &mut Adam)],
     run_dir: &RunDir,
 ) -> Result<Progressed, LabError> {
     let path = run_dir.file(CHECKPOINT);
@@ -476,7 +501,8 @@ fn load_training_checkpoint(
     };
     if !path.is_file() {
         return Err(bad(
-            "not found: the run saved no checkpoint yet (one is written after every              `train.checkpoint_every` epochs)"
+            "not found: the run saved no checkpoint yet (one is written after every \
+             `train.checkpoint_every` epochs)"
                 .into(),
         ));
     }
@@ -485,22 +511,33 @@ fn load_training_checkpoint(
         .into_iter()
         .collect();
     tch::no_grad(|| -> Result<(), LabError> {
-        for (name, mut var) in vs.variables() {
-            let saved = tensors
-                .get(&format!("model.{name}"))
-                .ok_or_else(|| bad(format!("missing model.{name}")))?;
-            if saved.size() != var.size() {
-                return Err(bad(format!(
-                    "model.{name}: shape {:?} in the checkpoint, {:?} in the config's model",
-                    saved.size(),
-                    var.size()
-                )));
+        for (store, vs) in stores {
+            for (name, mut var) in vs.variables() {
+                let key = format!("{store}.{name}");
+                let saved = tensors
+                    .get(&key)
+                    .ok_or_else(|| bad(format!("missing {key}")))?;
+                if saved.size() != var.size() {
+                    return Err(bad(format!(
+                        "{key}: shape {:?} in the checkpoint, {:?} in the config's model",
+                        saved.size(),
+                        var.size()
+                    )));
+                }
+                var.copy_(saved);
             }
-            var.copy_(saved);
         }
         Ok(())
     })?;
-    optimizer.load_state(&tensors).map_err(bad)?;
+    for (prefix, optimizer) in optimizers.iter_mut() {
+        let own: BTreeMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, t)| Some((k.strip_prefix(*prefix)?.to_string(), t.shallow_clone())))
+            .collect();
+        optimizer
+            .load_state(&own)
+            .map_err(|e| bad(format!("{prefix}{e}")))?;
+    }
     let progress = tensors
         .get("training.progress")
         .ok_or_else(|| bad("missing training.progress".into()))?;
@@ -516,7 +553,7 @@ fn load_training_checkpoint(
 }
 
 /// Keeps the `metrics.jsonl` lines of epochs `≤ epoch` (a resumed run redoes the rest).
-fn truncate_metrics(run_dir: &RunDir, epoch: usize) -> Result<(), LabError> {
+pub(crate) fn truncate_metrics(run_dir: &RunDir, epoch: usize) -> Result<(), LabError> {
     let text = std::fs::read_to_string(run_dir.file("metrics.jsonl")).unwrap_or_default();
     let kept: String = text
         .lines()
@@ -536,6 +573,9 @@ fn train_and_evaluate(
     run_dir: RunDir,
     resume: bool,
 ) -> Result<RunSummary, LabError> {
+    if config.file().model.kind == ModelKind::Aae {
+        return crate::aae_run::train_and_evaluate(config, run_dir, resume);
+    }
     let f = config.file();
     let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
     if f.threads > 0 {
@@ -553,12 +593,13 @@ fn train_and_evaluate(
         Some(set) => Some(DeviceSplit::new(set, device)?),
         None => None,
     };
-    let mut vs = nn::VarStore::new(device);
+    let vs = nn::VarStore::new(device);
     let vae = Vae::new(&vs.root(), &config.vae_config(image_shape))?;
     let mut optimizer = Adam::new(&vs, f.train.learning_rate);
 
     let done = if resume {
-        let done = load_training_checkpoint(&mut vs, &mut optimizer, &run_dir)?;
+        let done =
+            load_training_checkpoint(&[("model", &vs)], &mut [("", &mut optimizer)], &run_dir)?;
         truncate_metrics(&run_dir, done.epoch)?;
         done
     } else {
@@ -669,7 +710,7 @@ fn train_and_evaluate(
         check_finite(&last_test, epoch, step)?;
         let mid_run = f.eval.every > 0 && epoch % f.eval.every == 0 && epoch < f.train.epochs;
         let log_likelihood = if mid_run {
-            save_checkpoint(&vs, &run_dir)?;
+            save_model(&[("", &vs)], &run_dir)?;
             if f.eval.log_likelihood_k > 0 {
                 tch::manual_seed(epoch_seed(f.seed, epoch) as i64 ^ 0x5EED);
                 let ll = estimate_log_likelihood(&vae, &test, config, input_dim)?;
@@ -704,7 +745,7 @@ fn train_and_evaluate(
                 examples: examples_trained as u64,
                 seconds: train_seconds,
             };
-            save_training_checkpoint(&vs, &optimizer, done, &run_dir)?;
+            save_training_checkpoint(&[("model", &vs)], &[("", &optimizer)], done, &run_dir)?;
         }
         progress.line(&format!(
             "epoch {epoch:>3}/{}: train ELBO {:9.3}  test ELBO {:9.3} (rec {:9.3}, KL {:7.3})  {:6.1} s  {:7.0} ex/s",
@@ -724,9 +765,9 @@ fn train_and_evaluate(
     }
 
     tch::manual_seed(epoch_seed(f.seed, 0) as i64);
-    save_checkpoint(&vs, &run_dir)?;
+    save_model(&[("", &vs)], &run_dir)?;
     write_pictures(&vae, &test, image_shape, config, &run_dir, device)?;
-    write_latents(&vae, &test, &data, config, &run_dir)?;
+    write_latents(&vae, None, &test, &data, config, &run_dir)?;
 
     let au = active_units(&vae, &test.x, f.eval.batch_size as i64, 0.01)?;
     let log_likelihood = if f.eval.log_likelihood_k > 0 {
@@ -767,20 +808,22 @@ fn train_and_evaluate(
         device: format!("{device:?}").to_lowercase(),
         run_dir: run_dir.path().to_path_buf(),
         test: TestSummary {
-            elbo: last_test.elbo,
+            elbo: Some(last_test.elbo),
             reconstruction: last_test.reconstruction,
-            kl: last_test.kl,
+            kl: Some(last_test.kl),
+            reconstruction_mse: Some(reconstruction_mse(&vae, &test, f.eval.batch_size as i64)?),
             log_likelihood,
-            active_units: au.count,
+            active_units: Some(au.count),
             dvae_bound,
         },
+        aae: None,
         peak_rss_mb: peak_rss_mb(),
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,
             seconds: train_seconds,
             examples_per_s: examples_trained as f64 / train_seconds,
-            last_epoch: last_train,
+            last_epoch: Some(last_train),
         },
     };
     let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
@@ -815,12 +858,23 @@ fn write_pictures(
     write_interpolations(vae, test, image_shape, e.interpolations, run_dir)
 }
 
-/// Saves the parameters as `model.safetensors`, through a temporary file and a rename.
-fn save_checkpoint(vs: &nn::VarStore, run_dir: &RunDir) -> Result<(), LabError> {
+/// Saves the parameters as `model.safetensors`, through a temporary file and a rename: each
+/// `(store, VarStore)` as `<store>.<variable>` (an empty store name: just `<variable>`, as
+/// `VarStore::save` names them).
+pub(crate) fn save_model(
+    stores: &[(&str, &nn::VarStore)],
+    run_dir: &RunDir,
+) -> Result<(), LabError> {
     let name = "model.safetensors";
-    let tmp = run_dir.temporary(name);
-    let tmp = tmp.with_extension("safetensors");
-    vs.save(&tmp)?;
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    for (store, vs) in stores {
+        named.extend(vs.variables().into_iter().map(|(var, t)| match *store {
+            "" => (var, t),
+            store => (format!("{store}.{var}"), t),
+        }));
+    }
+    let tmp = run_dir.temporary(name).with_extension("safetensors");
+    Tensor::write_safetensors(&named, &tmp)?;
     std::fs::rename(&tmp, run_dir.file(name))
         .map_err(|e| LabError::io("writing", &run_dir.file(name), e))
 }
@@ -873,8 +927,29 @@ fn log_likelihood_batch(k: i64, chunk: i64) -> i64 {
     (LOG_LIKELIHOOD_ROWS / k.min(chunk).max(1)).max(1)
 }
 
+/// Mean squared error per pixel between the test images and the decoder means at their
+/// codes' means, in batches (pixel values in `[0, 1]`).
+pub(crate) fn reconstruction_mse<M: GenerativeAutoencoder + ?Sized>(
+    model: &M,
+    split: &DeviceSplit,
+    batch_size: i64,
+) -> Result<f64, LabError> {
+    tch::no_grad(|| {
+        let mut sum = 0.0;
+        let mut start = 0;
+        while start < split.n {
+            let len = batch_size.min(split.n - start);
+            let x = split.x.narrow(0, start, len);
+            let x_hat = model.decode_mean(&model.encode_mean(&x)?)?;
+            sum += (x_hat - &x).square().sum(Kind::Double).double_value(&[]);
+            start += len;
+        }
+        Ok(sum / (split.n.max(1) * split.x.size()[1]) as f64)
+    })
+}
+
 /// Peak resident set size of this process (`VmHWM`), in MiB.
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -903,8 +978,8 @@ fn interpolate(a: &Tensor, b: &Tensor, steps: i64) -> (Tensor, Tensor) {
 
 /// `interpolations.png`: for each pair of test images, a row of decoded linear interpolation
 /// steps between their posterior means and a row of spherical ones.
-fn write_interpolations(
-    vae: &Vae,
+pub(crate) fn write_interpolations<M: GenerativeAutoencoder + ?Sized>(
+    model: &M,
     test: &DeviceSplit,
     image_shape: [i64; 3],
     pairs: usize,
@@ -917,13 +992,13 @@ fn write_interpolations(
     }
     let [c, h, w] = image_shape;
     tch::no_grad(|| {
-        let codes = vae.encoder.encode(&test.x.narrow(0, 0, 2 * pairs))?;
+        let codes = model.encode_mean(&test.x.narrow(0, 0, 2 * pairs))?;
         let mut rows = Vec::new();
         for p in 0..pairs {
-            let (a, b) = (codes.mean().get(2 * p), codes.mean().get(2 * p + 1));
+            let (a, b) = (codes.get(2 * p), codes.get(2 * p + 1));
             let (linear, spherical) = interpolate(&a, &b, STEPS);
-            rows.push(vae.decoder.mean(&linear)?);
-            rows.push(vae.decoder.mean(&spherical)?);
+            rows.push(model.decode_mean(&linear)?);
+            rows.push(model.decode_mean(&spherical)?);
         }
         let grid = Tensor::cat(&rows, 0).view([-1, c, h, w]);
         save_image_grid(&grid, STEPS as usize, &run_dir.file("interpolations.png"))?;
@@ -931,10 +1006,12 @@ fn write_interpolations(
     })
 }
 
-/// `latents.png`: posterior means of test images coloured by label, in 2-d directly or
-/// through their first two principal components.
-fn write_latents(
-    vae: &Vae,
+/// `latents.png`: posterior means (codes) of test images coloured by label, in 2-d directly or
+/// through their first two principal components. With `prior` samples (2-d codes only), they
+/// are drawn in grey behind the codes.
+pub(crate) fn write_latents<M: GenerativeAutoencoder + ?Sized>(
+    model: &M,
+    prior: Option<&Tensor>,
     test: &DeviceSplit,
     data: &PreparedData,
     config: &ValidConfig,
@@ -944,8 +1021,8 @@ fn write_latents(
     if n < 3 {
         return Ok(());
     }
-    let codes = tch::no_grad(|| vae.encoder.encode(&test.x.narrow(0, 0, n)))?
-        .mean()
+    let codes = model
+        .encode_mean(&test.x.narrow(0, 0, n))?
         .to_kind(Kind::Double);
     let (points, axes, how) = if codes.size()[1] == 2 {
         (codes, ("z₁", "z₂"), "latent space")
@@ -957,13 +1034,25 @@ fn write_latents(
             "latent space, first two principal components",
         )
     };
-    let xy: Vec<f64> =
-        Vec::<f64>::try_from(&points.to_device(Device::Cpu).contiguous().view([-1]))?;
-    let pts: Vec<(f64, f64)> = xy.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let pairs = |t: &Tensor| -> Result<Vec<(f64, f64)>, LabError> {
+        let flat = t
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
+            .contiguous()
+            .view([-1]);
+        let xy = Vec::<f64>::try_from(&flat)?;
+        Ok(xy.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+    };
+    let pts = pairs(&points)?;
+    let background = match prior {
+        Some(z) if z.dim() == 2 && z.size()[1] == 2 => pairs(z)?,
+        _ => Vec::new(),
+    };
     let labels = &data.test.labels[..n as usize];
     let title = format!("{}: test posterior means ({how})", data.name);
     crate::plots::scatter_by_label(
         &pts,
+        &background,
         labels,
         &data.class_names,
         &title,

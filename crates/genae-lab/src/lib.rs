@@ -22,9 +22,10 @@
 //! use genae_lab::{run_experiment, ValidConfig};
 //! let config = ValidConfig::from_toml_str("[train]\nepochs = 2\n", "inline", &[]).unwrap();
 //! let summary = run_experiment(&config).unwrap();
-//! println!("test ELBO {:.2} nats, run in {}", summary.test.elbo, summary.run_dir.display());
+//! println!("test ELBO {:.2} nats, run in {}", summary.test.elbo.unwrap(), summary.run_dir.display());
 //! ```
 
+mod aae_run;
 mod catalog;
 mod config;
 mod engine;
@@ -34,6 +35,7 @@ mod progress;
 mod report;
 mod run_dir;
 
+pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,

@@ -136,13 +136,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(config)) => run_experiment(&load_config(&config, &overrides)?)?,
                 (None, None) => anyhow::bail!("give a config or --resume RUN_DIR"),
             };
-            println!(
-                "test ELBO {:.3} nats (reconstruction {:.3}, KL {:.3}); {:.0} train examples/s",
-                summary.test.elbo,
-                summary.test.reconstruction,
-                summary.test.kl,
-                summary.train.examples_per_s
-            );
+            let t = &summary.test;
+            match (t.elbo, t.kl) {
+                (Some(elbo), Some(kl)) => println!(
+                    "test ELBO {elbo:.3} nats (reconstruction {:.3}, KL {kl:.3}); {:.0} train examples/s",
+                    t.reconstruction, summary.train.examples_per_s
+                ),
+                _ => println!(
+                    "test reconstruction log-likelihood {:.3} nats; {:.0} train examples/s",
+                    t.reconstruction, summary.train.examples_per_s
+                ),
+            }
             println!("run directory: {}", summary.run_dir.display());
         }
         Command::Check { config, overrides } => {

@@ -53,14 +53,20 @@ impl Adam {
         self.steps
     }
 
-    /// Zeroes the gradients, back-propagates `loss` and takes one step.
-    pub fn backward_step(&mut self, loss: &Tensor) {
+    /// Zeroes the gradients of the variables this optimiser updates (before a `backward`
+    /// whose gradients several optimisers share).
+    pub fn zero_grad(&self) {
         for (_, p, _, _) in &self.slots {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.zero_();
             }
         }
+    }
+
+    /// Zeroes the gradients, back-propagates `loss` and takes one step.
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        self.zero_grad();
         loss.backward();
         self.step();
     }

@@ -57,10 +57,12 @@ fn class_colour(label: u32) -> RGBColor {
     PALETTE[label as usize % PALETTE.len()]
 }
 
-/// A scatter plot of 2-d points coloured by label, with a legend of class names, written
+/// A scatter plot of 2-d points coloured by label, with a legend of class names, over
+/// `background` points drawn in light grey (e.g. prior samples; may be empty), written
 /// atomically to `path` (PNG).
 pub(crate) fn scatter_by_label(
     points: &[(f64, f64)],
+    background: &[(f64, f64)],
     labels: &[u32],
     class_names: &[String],
     title: &str,
@@ -71,13 +73,14 @@ pub(crate) fn scatter_by_label(
         ".tmp-{}",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
-    draw_scatter(points, labels, class_names, title, axes, &tmp)
+    draw_scatter(points, background, labels, class_names, title, axes, &tmp)
         .map_err(|e| plot_error(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| LabError::io("writing", path, e))
 }
 
 fn draw_scatter(
     points: &[(f64, f64)],
+    background: &[(f64, f64)],
     labels: &[u32],
     class_names: &[String],
     title: &str,
@@ -88,8 +91,8 @@ fn draw_scatter(
     let area = BitMapBackend::new(path, (900, 760)).into_drawing_area();
     area.fill(&WHITE)?;
     let (xs, ys) = (
-        padded_range(points.iter().map(|p| p.0)),
-        padded_range(points.iter().map(|p| p.1)),
+        padded_range(points.iter().chain(background).map(|p| p.0)),
+        padded_range(points.iter().chain(background).map(|p| p.1)),
     );
     let mut builder = ChartBuilder::on(&area);
     builder.margin(15);
@@ -107,6 +110,19 @@ fn draw_scatter(
             .y_desc(axes.1)
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
+    }
+    if !background.is_empty() {
+        let grey = RGBColor(170, 170, 170);
+        let drawn = chart.draw_series(
+            background
+                .iter()
+                .map(|&p| Circle::new(p, 1, grey.mix(0.5).filled())),
+        )?;
+        if text {
+            drawn
+                .label("prior samples")
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, grey.filled()));
+        }
     }
     let n_classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
     for class in 0..n_classes as u32 {
@@ -126,7 +142,7 @@ fn draw_scatter(
                 .legend(move |(x, y)| Circle::new((x + 6, y), 4, class_colour(class).filled()));
         }
     }
-    if text && n_classes > 0 {
+    if text && (n_classes > 0 || !background.is_empty()) {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))

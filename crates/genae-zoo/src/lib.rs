@@ -44,6 +44,7 @@
 //!
 //! [`DiagGaussian`]: genae_tensor::DiagGaussian
 
+mod aae;
 mod autoencoder;
 mod autoencoding;
 mod config;
@@ -55,8 +56,10 @@ mod mlp;
 mod model;
 mod networks;
 mod pca;
+mod prior;
 mod vae;
 
+pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
@@ -68,6 +71,7 @@ pub use mlp::{Activation, Mlp};
 pub use model::{GenerativeDecoder, LatentVariableModel};
 pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
 pub use pca::Pca;
+pub use prior::LatentPrior;
 pub use vae::{BernoulliDecoder, Vae, VaeOutput};
 
 /// Result type of this crate.

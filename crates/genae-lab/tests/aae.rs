@@ -1,0 +1,141 @@
+//! Adversarial autoencoder runs: the run directory, the summary's keys, and resuming.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use genae_lab::{resume_experiment, run_experiment, ValidConfig};
+
+const TINY: &str = r#"
+    name = "aae"
+    device = "cpu"
+    threads = 1
+    [data]
+    train_size = 300
+    test_size = 60
+    image_size = 16
+    n_positions = 6
+    [model]
+    kind = "aae"
+    latent_dim = 2
+    hidden = [32]
+    [aae]
+    discriminator_hidden = [16]
+    prior = { kind = "gaussian_mixture", components = 3, radius = 2.0, std = 0.5 }
+    condition_on_labels = true
+    [train]
+    epochs = 3
+    batch_size = 30
+    learning_rate = 3e-3
+    [eval]
+    batch_size = 25
+    samples = 4
+    reconstructions = 2
+    interpolations = 1
+    latent_points = 50
+    log_likelihood_k = 0
+"#;
+
+/// libtorch's generator is global: tests that train in this process take turns.
+fn torch_rng_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn config(out: &Path, extra: &[&str]) -> ValidConfig {
+    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    ValidConfig::from_toml_str(TINY, "tiny-aae.toml", &overrides).unwrap()
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_aae_run_trains_and_writes_its_summary_and_pictures() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let summary = run_experiment(&config(out.path(), &[])).unwrap();
+    let dir = &summary.run_dir;
+    let lines = metrics(dir);
+    assert_eq!(lines.len(), 3);
+    let rec = |i: usize| lines[i]["train"]["reconstruction"].as_f64().unwrap();
+    assert!(rec(2) > rec(0), "reconstruction did not improve: {lines:?}");
+    for l in &lines {
+        let acc = l["train"]["discriminator_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{l}");
+        assert!(l["train"]["discriminator"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["model"], "aae");
+    assert!(s["test"]["elbo"].is_null(), "an AAE has no ELBO: {s}");
+    let mse = s["test"]["reconstruction_mse"].as_f64().unwrap();
+    assert!(mse > 0.0 && mse < 0.25, "{s}");
+    assert_eq!(s["aae"]["prior"], "gaussian_mixture");
+    assert!(s["aae"]["prior_mmd"].as_f64().unwrap().is_finite(), "{s}");
+    assert_eq!(s["aae"]["prior_mmd_points"], 50);
+    for picture in [
+        "reconstructions.png",
+        "samples.png",
+        "interpolations.png",
+        "latents.png",
+        "report.html",
+        "model.safetensors",
+    ] {
+        assert!(dir.join(picture).is_file(), "{picture}");
+    }
+    // The three players' parameters are saved under their names.
+    let saved = tch::Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
+    for player in ["encoder.", "decoder.", "discriminator."] {
+        assert!(saved.iter().any(|(n, _)| n.starts_with(player)), "{player}");
+    }
+}
+
+#[test]
+fn a_resumed_aae_run_gives_the_uninterrupted_numbers() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let whole = run_experiment(&config(out.path(), &[])).unwrap();
+    let half = run_experiment(&config(out.path(), &["train.epochs=1"])).unwrap();
+    let resumed = resume_experiment(&half.run_dir, &["train.epochs=3".into()]).unwrap();
+    let numbers = |dir: &Path| -> Vec<String> {
+        metrics(dir)
+            .iter()
+            .map(|l| format!("{} {} {}", l["epoch"], l["train"], l["test"]))
+            .collect()
+    };
+    assert_eq!(numbers(&whole.run_dir), numbers(&resumed.run_dir));
+    assert_eq!(whole.test.reconstruction, resumed.test.reconstruction);
+}
+
+#[test]
+fn label_conditioning_without_a_mixture_is_refused_naming_the_field() {
+    let out = tempfile::tempdir().unwrap();
+    let err = ValidConfig::from_toml_str(
+        TINY,
+        "tiny-aae.toml",
+        &[
+            format!("output_dir=\"{}\"", out.path().display()),
+            "aae.prior={ kind = \"uniform\" }".into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("aae.condition_on_labels"), "{err}");
+    let err = ValidConfig::from_toml_str(
+        TINY,
+        "tiny-aae.toml",
+        &[
+            "aae.prior={ kind = \"swiss_roll\" }".into(),
+            "model.latent_dim=3".into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("aae.prior") && err.contains("2-d"), "{err}");
+}

@@ -1,0 +1,461 @@
+//! The adversarial autoencoder (Makhzani et al., 2016): an autoencoder whose codes are pushed
+//! towards a prior by a discriminator on the latent space.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, nn::Module, Device, Kind, Tensor};
+
+use crate::networks::flatten_input;
+use crate::{
+    Activation, Decoder, DeterministicEncoder, GaussianEncoder, GenerativeAutoencoder,
+    GenerativeDecoder, LatentPrior, Mlp, Result, VaeConfig, ZooError,
+};
+
+/// What the AAE's encoder outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AaeEncoderKind {
+    /// `z = f(x)`.
+    #[default]
+    Deterministic,
+    /// `z ~ N(μ(x), σ²(x))`, drawn with the reparameterisation trick.
+    Gaussian,
+}
+
+/// The [`Aae`]'s config.
+///
+/// ```
+/// use genae_zoo::{AaeConfig, LatentPrior, VaeConfig};
+///
+/// let config = AaeConfig {
+///     networks: VaeConfig { input_dim: 16, hidden: vec![8], latent_dim: 2, ..Default::default() },
+///     prior: LatentPrior::Uniform { half_width: 1.0 },
+///     ..Default::default()
+/// };
+/// config.validate().unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AaeConfig {
+    /// Encoder and decoder networks, latent size and likelihood (as for the VAE).
+    pub networks: VaeConfig,
+    /// Deterministic or Gaussian encoder.
+    #[serde(default)]
+    pub encoder: AaeEncoderKind,
+    /// Hidden widths of the discriminator `D(z)` (one logit out).
+    pub discriminator_hidden: Vec<i64>,
+    /// The prior the codes are matched to.
+    #[serde(default)]
+    pub prior: LatentPrior,
+    /// Number of classes whose one-hot label the discriminator also sees (0: none). With
+    /// labels, prior samples come from the mixture component of each example's label
+    /// (needs `prior = gaussian_mixture` with as many components).
+    #[serde(default)]
+    pub label_classes: i64,
+}
+
+impl Default for AaeConfig {
+    fn default() -> Self {
+        Self {
+            networks: VaeConfig::default(),
+            encoder: AaeEncoderKind::Deterministic,
+            discriminator_hidden: vec![512, 512],
+            prior: LatentPrior::Gaussian,
+            label_classes: 0,
+        }
+    }
+}
+
+impl AaeConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        self.networks.validate()?;
+        self.prior.validate(self.networks.latent_dim)?;
+        if let Some(w) = self.discriminator_hidden.iter().find(|&&w| w <= 0) {
+            return Err(ZooError::InvalidConfig {
+                field: "discriminator_hidden",
+                reason: format!(
+                    "widths must be positive, got {w} in {:?}",
+                    self.discriminator_hidden
+                ),
+            });
+        }
+        if self.label_classes < 0 {
+            return Err(ZooError::InvalidConfig {
+                field: "label_classes",
+                reason: format!("must be ≥ 0, got {}", self.label_classes),
+            });
+        }
+        if self.label_classes > 0 {
+            match self.prior {
+                LatentPrior::GaussianMixture { components, .. }
+                    if components == self.label_classes => {}
+                _ => {
+                    return Err(ZooError::InvalidConfig {
+                        field: "label_classes",
+                        reason: format!(
+                            "conditioning on {} labels needs a `gaussian_mixture` prior with \
+                             {} components, got {:?}",
+                            self.label_classes, self.label_classes, self.prior
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The AAE's encoder.
+#[derive(Debug)]
+pub enum AaeEncoder {
+    /// `z = f(x)`.
+    Deterministic(DeterministicEncoder),
+    /// `q(z|x) = N(μ(x), σ²(x))`.
+    Gaussian(GaussianEncoder),
+}
+
+/// The discriminator's side of an AAE step.
+#[derive(Debug)]
+pub struct DiscriminatorLoss {
+    /// Binary cross-entropy with prior samples as 1 and codes as 0 (the mean of both
+    /// halves' means; `ln 2` when it cannot tell them apart). A scalar.
+    pub loss: Tensor,
+    /// Fraction of prior samples and codes classified correctly (a scalar, no gradient).
+    pub accuracy: Tensor,
+}
+
+fn bce_with_logits(logits: &Tensor, target: f64) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(
+        &logits.full_like(target),
+        None,
+        None,
+        tch::Reduction::Mean,
+    )
+}
+
+/// An adversarial autoencoder: encoder `x ↦ z`, decoder `z ↦ p(x|z)` and a discriminator
+/// `D(z)` (or `D(z, label)`) on the latent space. Its three parts live under three paths, so
+/// each player can have its own `VarStore` and optimiser: reconstruction updates encoder and
+/// decoder, the discriminator update separates prior samples (real) from codes (fake), and the
+/// generator update moves the encoder to fool the discriminator.
+///
+/// ```
+/// use genae_zoo::{Aae, AaeConfig, VaeConfig};
+/// use tch::{nn, Device, Kind, Tensor};
+///
+/// let (enc, dec, disc) = (
+///     nn::VarStore::new(Device::Cpu),
+///     nn::VarStore::new(Device::Cpu),
+///     nn::VarStore::new(Device::Cpu),
+/// );
+/// let config = AaeConfig {
+///     networks: VaeConfig { input_dim: 12, hidden: vec![8], latent_dim: 2, ..Default::default() },
+///     discriminator_hidden: vec![16],
+///     ..Default::default()
+/// };
+/// let aae = Aae::new(&enc.root(), &dec.root(), &disc.root(), &config).unwrap();
+/// let x = Tensor::rand([5, 12], (Kind::Float, Device::Cpu)).round();
+/// let code = aae.code(&x).unwrap();
+/// assert_eq!(aae.reconstruction_log_likelihood(&x, &code).unwrap().size(), vec![5]);
+/// let prior = aae.sample_prior_codes(5, None, Device::Cpu).unwrap();
+/// let d = aae.discriminator_loss(&code, &prior, None).unwrap();
+/// assert!(d.loss.double_value(&[]) > 0.0);
+/// let g = aae.generator_loss(&code, None).unwrap();
+/// assert_eq!(g.size(), Vec::<i64>::new());
+/// ```
+#[derive(Debug)]
+pub struct Aae {
+    /// `x ↦ z`.
+    pub encoder: AaeEncoder,
+    /// `z ↦ p(x|z)`.
+    pub decoder: Decoder,
+    /// `z (⊕ one-hot label) ↦ logit` that `z` came from the prior.
+    pub discriminator: Mlp,
+    config: AaeConfig,
+}
+
+impl Aae {
+    /// An AAE with encoder, decoder and discriminator parameters under the three paths.
+    pub fn new(
+        encoder: &nn::Path,
+        decoder: &nn::Path,
+        discriminator: &nn::Path,
+        config: &AaeConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let encoder = match config.encoder {
+            AaeEncoderKind::Deterministic => AaeEncoder::Deterministic(
+                DeterministicEncoder::from_config(encoder, &config.networks)?,
+            ),
+            AaeEncoderKind::Gaussian => {
+                AaeEncoder::Gaussian(GaussianEncoder::from_config(encoder, &config.networks)?)
+            }
+        };
+        let mut widths = config.discriminator_hidden.clone();
+        widths.push(1);
+        let discriminator = Mlp::new(
+            discriminator,
+            config.networks.latent_dim + config.label_classes,
+            &widths,
+            Activation::LeakyRelu,
+            false,
+        )?;
+        Ok(Self {
+            encoder,
+            decoder: Decoder::new(decoder, &config.networks)?,
+            discriminator,
+            config: config.clone(),
+        })
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &AaeConfig {
+        &self.config
+    }
+
+    /// Codes `[N, d]` with gradients: `f(x)`, or a reparameterised draw of `q(z|x)`.
+    pub fn code(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.encoder {
+            AaeEncoder::Deterministic(e) => e.encode(x),
+            AaeEncoder::Gaussian(e) => Ok(e.encode(x)?.rsample()),
+        }
+    }
+
+    /// `f(x)`, or the mean of `q(z|x)`, with gradients.
+    pub fn code_mean(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.encoder {
+            AaeEncoder::Deterministic(e) => e.encode(x),
+            AaeEncoder::Gaussian(e) => Ok(e.encode(x)?.mean().shallow_clone()),
+        }
+    }
+
+    /// `log p(x|z)` per example `[N]` (differentiable; the negative reconstruction loss).
+    pub fn reconstruction_log_likelihood(&self, x: &Tensor, z: &Tensor) -> Result<Tensor> {
+        let flat = flatten_input(
+            x,
+            self.config.networks.input_dim,
+            "reconstruction_log_likelihood",
+        )?;
+        self.decoder.log_likelihood(&flat, z)
+    }
+
+    /// `n` prior draws `[n, d]`; with `labels` (`[n]`), each from its label's component.
+    pub fn sample_prior_codes(
+        &self,
+        n: i64,
+        labels: Option<&Tensor>,
+        device: Device,
+    ) -> Result<Tensor> {
+        let d = self.config.networks.latent_dim;
+        match labels {
+            Some(l) => self.config.prior.sample_for_labels(l, d),
+            None => self.config.prior.sample(n, d, device),
+        }
+    }
+
+    /// Discriminator logits `[N]` for codes `[N, d]` (and labels `[N]` when the model is
+    /// label-conditioned).
+    pub fn discriminator_logits(&self, z: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        let d = self.config.networks.latent_dim;
+        if z.dim() != 2 || z.size()[1] != d {
+            return Err(ZooError::Shape {
+                what: "discriminator_logits",
+                detail: format!("codes must be [N, {d}], got {:?}", z.size()),
+            });
+        }
+        let input = match (self.config.label_classes, labels) {
+            (0, _) => z.shallow_clone(),
+            (k, Some(l)) => {
+                let one_hot = l.f_to_kind(Kind::Int64)?.f_one_hot(k)?.to_kind(z.kind());
+                Tensor::f_cat(&[z, &one_hot], 1)?
+            }
+            (k, None) => {
+                return Err(ZooError::InvalidConfig {
+                    field: "label_classes",
+                    reason: format!(
+                        "the discriminator is conditioned on {k} labels, but none were given"
+                    ),
+                })
+            }
+        };
+        Ok(self.discriminator.forward(&input).squeeze_dim(1))
+    }
+
+    /// The discriminator's loss for `codes` (from the encoder; used detached, so the
+    /// gradient reaches only the discriminator) against `prior_codes`.
+    pub fn discriminator_loss(
+        &self,
+        codes: &Tensor,
+        prior_codes: &Tensor,
+        labels: Option<&Tensor>,
+    ) -> Result<DiscriminatorLoss> {
+        let real = self.discriminator_logits(prior_codes, labels)?;
+        let fake = self.discriminator_logits(&codes.detach(), labels)?;
+        let loss = (bce_with_logits(&real, 1.0) + bce_with_logits(&fake, 0.0)) * 0.5;
+        let accuracy = tch::no_grad(|| {
+            let right = real.gt(0.0).to_kind(Kind::Float).sum(Kind::Float)
+                + fake.le(0.0).to_kind(Kind::Float).sum(Kind::Float);
+            right / (real.size()[0] + fake.size()[0]) as f64
+        });
+        Ok(DiscriminatorLoss { loss, accuracy })
+    }
+
+    /// The generator's (encoder's) non-saturating loss `−log D(codes)`, averaged: its gradient
+    /// reaches the encoder through `codes` (and the discriminator, whose optimiser must not
+    /// step on it).
+    pub fn generator_loss(&self, codes: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        Ok(bce_with_logits(
+            &self.discriminator_logits(codes, labels)?,
+            1.0,
+        ))
+    }
+
+    /// Decoder means at [`Aae::code_mean`]: deterministic reconstructions `[N, D]`.
+    pub fn reconstruct(&self, x: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| self.decoder.mean(&self.code_mean(x)?))
+    }
+}
+
+impl GenerativeDecoder for Aae {
+    fn decode_mean(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.mean(z)
+    }
+}
+
+/// Codes from the encoder (a draw of `q(z|x)` for the Gaussian encoder, `f(x)` otherwise),
+/// data from the decoder's likelihood, and prior draws from the configured [`LatentPrior`]
+/// (unconditioned).
+impl GenerativeAutoencoder for Aae {
+    fn code_dim(&self) -> i64 {
+        self.config.networks.latent_dim
+    }
+
+    fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| self.code(x))
+    }
+
+    fn encode_mean(&self, x: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| self.code_mean(x))
+    }
+
+    fn decode_sample(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.sample(z)
+    }
+
+    fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
+        self.sample_prior_codes(n, None, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stores() -> [nn::VarStore; 3] {
+        [(); 3].map(|_| nn::VarStore::new(Device::Cpu))
+    }
+
+    fn config(latent_dim: i64) -> AaeConfig {
+        AaeConfig {
+            networks: VaeConfig {
+                input_dim: 6,
+                hidden: vec![16],
+                latent_dim,
+                ..Default::default()
+            },
+            discriminator_hidden: vec![32, 32],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parameters_live_in_the_three_players_stores() {
+        let [e, d, c] = stores();
+        let _aae = Aae::new(&e.root(), &d.root(), &c.root(), &config(2)).unwrap();
+        assert!(!e.variables().is_empty() && !d.variables().is_empty());
+        // The discriminator: 2 → 32 → 32 → 1.
+        let n: i64 = c.variables().values().map(|t| t.numel() as i64).sum();
+        assert_eq!(n, 2 * 32 + 32 + 32 * 32 + 32 + 32 + 1);
+    }
+
+    #[test]
+    fn discriminator_loss_reaches_only_the_discriminator() {
+        let [e, d, c] = stores();
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &config(2)).unwrap();
+        let x = Tensor::rand([8, 6], (Kind::Float, Device::Cpu));
+        let codes = aae.code(&x).unwrap();
+        let prior = aae.sample_prior_codes(8, None, Device::Cpu).unwrap();
+        let d_loss = aae.discriminator_loss(&codes, &prior, None).unwrap();
+        d_loss.loss.backward();
+        assert!(e.trainable_variables().iter().all(|t| !t.grad().defined()));
+        assert!(c.trainable_variables().iter().all(|t| t.grad().defined()));
+        aae.generator_loss(&codes, None).unwrap().backward();
+        assert!(e.trainable_variables().iter().all(|t| t.grad().defined()));
+    }
+
+    #[test]
+    fn discriminator_learns_the_log_density_ratio_of_two_gaussians() {
+        // Real N(1, 1), fake N(−1, 1) in 1-d: the optimal logit is log p_real/p_fake = 2z.
+        tch::manual_seed(31);
+        let [e, d, c] = stores();
+        let mut cfg = config(1);
+        cfg.discriminator_hidden = vec![32];
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let mut opt = nn::OptimizerConfig::build(nn::Adam::default(), &c, 3e-3).unwrap();
+        for _ in 0..1500 {
+            let real = Tensor::randn([256, 1], (Kind::Float, Device::Cpu)) + 1.0;
+            let fake = Tensor::randn([256, 1], (Kind::Float, Device::Cpu)) - 1.0;
+            let d_loss = aae.discriminator_loss(&fake, &real, None).unwrap();
+            opt.backward_step(&d_loss.loss);
+        }
+        let z = Tensor::linspace(-1.5, 1.5, 7, (Kind::Float, Device::Cpu)).unsqueeze(1);
+        let logits = tch::no_grad(|| aae.discriminator_logits(&z, None)).unwrap();
+        let err = (logits - z.squeeze_dim(1) * 2.0)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(err < 0.35, "max |T(z) − 2z| = {err}");
+    }
+
+    #[test]
+    fn label_conditioning_needs_a_matching_mixture() {
+        let mut cfg = config(2);
+        cfg.label_classes = 3;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("label_classes") && err.contains("gaussian_mixture"),
+            "{err}"
+        );
+        cfg.prior = LatentPrior::GaussianMixture {
+            components: 3,
+            radius: 2.0,
+            std: 0.5,
+        };
+        let [e, d, c] = stores();
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let labels = Tensor::from_slice(&[0i64, 2, 1]);
+        let z = aae
+            .sample_prior_codes(3, Some(&labels), Device::Cpu)
+            .unwrap();
+        assert_eq!(
+            aae.discriminator_logits(&z, Some(&labels)).unwrap().size(),
+            vec![3]
+        );
+        let err = aae.discriminator_logits(&z, None).unwrap_err().to_string();
+        assert!(err.contains("label_classes"), "{err}");
+    }
+
+    #[test]
+    fn gaussian_encoder_draws_around_its_mean() {
+        let [e, d, c] = stores();
+        let mut cfg = config(3);
+        cfg.encoder = AaeEncoderKind::Gaussian;
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let x = Tensor::rand([4, 6], (Kind::Float, Device::Cpu));
+        let mean = aae.encode_mean(&x).unwrap();
+        let draw = aae.encode_sample(&x).unwrap();
+        assert_eq!(draw.size(), vec![4, 3]);
+        assert!(!draw.equal(&mean));
+        assert!(!draw.requires_grad());
+    }
+}
