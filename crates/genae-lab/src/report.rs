@@ -145,12 +145,17 @@ fn metrics_section(html: &mut String, metrics: &[Value]) {
     if metrics.is_empty() {
         return;
     }
-    const COLUMNS: [(&str, &str); 9] = [
+    const COLUMNS: [(&str, &str); 14] = [
         ("epoch", "epoch"),
         ("train.elbo", "train ELBO"),
         ("test.elbo", "test ELBO"),
+        ("train.reconstruction", "train reconstruction"),
         ("test.reconstruction", "test reconstruction"),
         ("test.kl", "test KL"),
+        ("test.reconstruction_mse", "test MSE"),
+        ("train.discriminator", "D loss"),
+        ("train.discriminator_accuracy", "D accuracy"),
+        ("train.generator", "G loss"),
         ("validation.elbo", "validation ELBO"),
         ("log_likelihood.value", "test L_k"),
         ("seconds", "seconds"),
@@ -183,16 +188,26 @@ fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
             .filter_map(|m| Some((m["epoch"].as_f64()?, get(m, key).as_f64()?)))
             .collect()
     };
-    let mut lines = vec![
-        Line {
-            name: "train ELBO",
-            points: series("train.elbo"),
-        },
-        Line {
-            name: "test ELBO",
-            points: series("test.elbo"),
-        },
-    ];
+    let mut lines = Vec::new();
+    for (name, key) in [("train ELBO", "train.elbo"), ("test ELBO", "test.elbo")] {
+        lines.push(Line {
+            name,
+            points: series(key),
+        });
+    }
+    // Models without an ELBO (adversarial autoencoders): their reconstruction terms.
+    if lines.iter().all(|l| l.points.is_empty()) {
+        lines.clear();
+        for (name, key) in [
+            ("train reconstruction", "train.reconstruction"),
+            ("test reconstruction", "test.reconstruction"),
+        ] {
+            lines.push(Line {
+                name,
+                points: series(key),
+            });
+        }
+    }
     for (name, key) in [
         ("validation ELBO", "validation.elbo"),
         ("test L_k", "log_likelihood.value"),
