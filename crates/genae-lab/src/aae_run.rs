@@ -54,8 +54,8 @@ impl Default for AaeSection {
             encoder: AaeEncoderKind::Deterministic,
             prior: LatentPrior::Gaussian,
             discriminator_hidden: vec![512, 512],
-            discriminator_learning_rate: 2e-4,
-            generator_learning_rate: 2e-4,
+            discriminator_learning_rate: 1e-4,
+            generator_learning_rate: 5e-4,
             condition_on_labels: false,
         }
     }

@@ -27,6 +27,8 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
+    ("fashion-aae", include_str!("../configs/fashion-aae.toml")),
+    ("fashion-aae-2d", include_str!("../configs/fashion-aae-2d.toml")),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (
