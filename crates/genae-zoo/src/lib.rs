@@ -11,6 +11,9 @@
 //!   (Bernoulli, Gaussian with fixed or learned variance, discretised logistic);
 //! - models: [`Vae`] (Kingma & Welling, 2014), the deterministic [`Autoencoder`] and [`Pca`],
 //!   configured by [`VaeConfig`] (with an [`Architecture`] and a [`Likelihood`]);
+//! - the adversarial autoencoder [`Aae`] (Makhzani et al., 2016; [`AaeConfig`]), encoder,
+//!   decoder and latent discriminator under three paths, and the [`LatentPrior`]s it matches
+//!   codes to (Gaussian, circle mixture, by label too, uniform, swiss roll);
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
 //!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
 //!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
