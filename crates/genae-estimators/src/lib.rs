@@ -43,6 +43,7 @@
 //! ```
 
 mod active_units;
+mod divergence;
 mod dvae;
 mod elbo;
 mod error;
@@ -52,6 +53,7 @@ mod sample_quality;
 mod sampling;
 
 pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
+pub use divergence::knn_kl_divergence;
 pub use dvae::{dvae, dvae_bound};
 pub use elbo::{elbo, elbo_monte_carlo, elbo_with_samples, ElboMeans, ElboTerms};
 pub use error::EstimatorError;
