@@ -129,7 +129,9 @@ mod tests {
     #[test]
     fn matches_the_closed_form_kl_of_gaussians() {
         tch::manual_seed(3);
-        let cases: [(&[f64], &[f64], &[f64], &[f64]); 3] = [
+        /// `(mean, std)` of P, then of Q.
+        type Case<'a> = (&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
+        let cases: [Case; 3] = [
             (&[0.0, 0.0], &[1.0, 1.0], &[0.0, 0.0], &[1.0, 1.0]),
             (&[0.0, 0.0], &[1.0, 1.0], &[1.0, -0.5], &[1.0, 1.0]),
             (
