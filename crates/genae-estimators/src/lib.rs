@@ -16,6 +16,9 @@
 //!   differentiable, by log-sum-exp;
 //! - [`log_likelihood_estimate`], [`evaluate_log_likelihood`]: `L_5000` without gradients, in
 //!   chunks of bounded memory, per batch or over a whole data set; [`bits_per_dim`];
+//! - [`gaussian_proposal_log_likelihood`]: the same chunked importance-sampling estimate of
+//!   `log p(x)` with a given Gaussian proposal (mean and std per example) instead of the
+//!   model's `q(z|x)`, for encoders without a density (AVB's moment-matched Gaussian);
 //! - [`dvae`], [`dvae_bound`]: the denoising bound `L_dvae` of the DVAE (Im et al., 2017):
 //!   the encoder sees `M` corrupted copies `x̃ ~ C(x̃|x)` (a [`Corruption`](genae_tensor::Corruption)),
 //!   the decoder scores the clean `x` with `K` latent samples per copy;
@@ -49,6 +52,7 @@ mod elbo;
 mod error;
 mod iwae;
 mod objective;
+mod proposal;
 mod sample_quality;
 mod sampling;
 
@@ -62,6 +66,7 @@ pub use iwae::{
     LogLikelihoodOptions,
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
+pub use proposal::gaussian_proposal_log_likelihood;
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };
