@@ -43,6 +43,9 @@ pub enum LabError {
     /// An estimator problem.
     #[error(transparent)]
     Estimator(#[from] genae_estimators::EstimatorError),
+    /// A sampler problem.
+    #[error(transparent)]
+    Sampler(#[from] genae_samplers::SamplerError),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -29,6 +29,7 @@ mod aae_run;
 mod catalog;
 mod config;
 mod engine;
+mod inference;
 mod optim;
 mod plots;
 mod progress;
@@ -44,6 +45,11 @@ pub use config::{
 pub use engine::{
     resume_experiment, run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary,
     SplitMetrics, TestSummary, TrainTotals,
+};
+pub use inference::{
+    run_inference, AvbSection, EightSchools, InferenceConfig, InferenceEvalSection,
+    InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
+    SHIPPED_INFERENCE_CONFIGS,
 };
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};
