@@ -28,7 +28,10 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
     ("fashion-aae", include_str!("../configs/fashion-aae.toml")),
-    ("fashion-aae-2d", include_str!("../configs/fashion-aae-2d.toml")),
+    (
+        "fashion-aae-2d",
+        include_str!("../configs/fashion-aae-2d.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (
