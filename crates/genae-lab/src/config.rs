@@ -9,6 +9,8 @@ use genae_tensor::{Corruption, DeviceSpec};
 use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::chains::ChainSection;
+
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -124,6 +126,8 @@ pub struct ConfigFile {
     pub train: TrainSection,
     /// Evaluation and pictures.
     pub eval: EvalSection,
+    /// Markov-chain sampling from the trained model, measured (off unless `enabled`).
+    pub chain: ChainSection,
 }
 
 /// `[data]`.
@@ -252,6 +256,7 @@ impl Default for ConfigFile {
             model: ModelSection::default(),
             train: TrainSection::default(),
             eval: EvalSection::default(),
+            chain: ChainSection::default(),
         }
     }
 }
@@ -560,6 +565,7 @@ impl ConfigFile {
                 )
             },
         )?;
+        self.chain.validate()?;
         Ok(ValidConfig { file: self, device })
     }
 }

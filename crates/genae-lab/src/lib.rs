@@ -26,6 +26,8 @@
 //! ```
 
 mod catalog;
+mod chains;
+mod classifier_cache;
 mod config;
 mod engine;
 mod optim;
@@ -35,6 +37,10 @@ mod report;
 mod run_dir;
 
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
+pub use chains::{evaluate_chains, ChainSection, ChainSummary, MAX_CHAIN_STEPS};
+pub use classifier_cache::{
+    classifier_cache_dir, load_or_train_classifier, CachedClassifier, ClassifierSection,
+};
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
     ObjectiveKind, TrainSection, ValidConfig, SHAPES,
