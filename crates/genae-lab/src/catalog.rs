@@ -27,6 +27,14 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
+    (
+        "fashion-vae-chain",
+        include_str!("../configs/fashion-vae-chain.toml"),
+    ),
+    (
+        "fashion-dvae-chain",
+        include_str!("../configs/fashion-dvae-chain.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (

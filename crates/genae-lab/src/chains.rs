@@ -56,10 +56,10 @@ pub struct ChainSection {
     /// transition of the paper).
     pub decode: DecodeMode,
     /// Each step encodes with a draw of `q(z|x)` or its mean (default `sample`); the test codes
-    /// the latent MMD compares with are encoded the same way.
+    /// the latent MMD compares with are encoded the same way (after the corruption, if any).
     pub encode: EncodeMode,
     /// Corruption applied to decoded data before encoding it: the denoising chain (default
-    /// none).
+    /// none). The test images of the latent reference are corrupted the same way.
     pub corruption: Corruption,
     /// Test images used as the reference of both distances (0: the whole test set).
     pub reference_images: usize,
@@ -279,7 +279,14 @@ pub fn evaluate_chains(
         f64::NAN
     };
 
-    let test_codes = encode(model, &test_x.narrow(0, 0, n_ref), section.encode, batch)?;
+    // The chain's stationary distribution: codes of (corrupted, for the denoising chain) data.
+    let reference_x = test_x.narrow(0, 0, n_ref);
+    let reference_x = if section.corruption.is_identity() {
+        reference_x
+    } else {
+        section.corruption.apply(&reference_x)?
+    };
+    let test_codes = encode(model, &reference_x, section.encode, batch)?;
     let half = n_ref / 2;
     let halves = (
         test_codes.narrow(0, 0, half),
@@ -373,10 +380,18 @@ pub fn evaluate_chains(
             DecodeMode::Mean => "mean".into(),
             DecodeMode::Sample => "sample".into(),
         },
-        latent_reference: match section.encode {
-            EncodeMode::Sample => "one draw of q(z|x) per test image".into(),
-            EncodeMode::Mean => "the posterior mean of each test image".into(),
-        },
+        latent_reference: format!(
+            "{} of each test image{}",
+            match section.encode {
+                EncodeMode::Sample => "one draw of q(z|x)",
+                EncodeMode::Mean => "the posterior mean",
+            },
+            if section.corruption.is_identity() {
+                String::new()
+            } else {
+                format!(", corrupted once by {}", section.corruption)
+            }
+        ),
         encode: match section.encode {
             EncodeMode::Sample => "sample".into(),
             EncodeMode::Mean => "mean".into(),
