@@ -98,11 +98,8 @@ impl Default for ChainSection {
 }
 
 impl ChainSection {
-    /// Checks ranges, naming the field (`chain.…`); only when enabled.
+    /// Checks ranges, naming the field (`chain.…`), enabled or not.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if !self.enabled {
-            return Ok(());
-        }
         let fail =
             |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
         let increasing = |steps: &[usize]| {
@@ -457,4 +454,77 @@ fn batched(
         }
         Ok(Tensor::f_cat(&parts, 0)?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
+        ValidConfig::from_toml_str(text, "test.toml", &[])
+    }
+
+    #[test]
+    fn the_section_is_off_by_default_and_reads_back() {
+        let config = parse("").unwrap();
+        assert!(!config.file().chain.enabled);
+        assert_eq!(config.file().chain.steps, [0, 1, 5, 10, 20]);
+        let text = "[chain]\nenabled = true\nsteps = [0, 2]\ndecode = \"mean\"\n\
+                    corruption = { kind = \"masking\", p = 0.25 }\n\
+                    [chain.classifier]\nfeature_dim = 64\n";
+        let config = parse(text).unwrap();
+        let chain = &config.file().chain;
+        assert!(chain.enabled);
+        assert_eq!(chain.steps, [0, 2]);
+        assert_eq!(
+            (chain.decode, chain.encode),
+            (DecodeMode::Mean, EncodeMode::Sample)
+        );
+        assert_eq!(chain.corruption, Corruption::Masking { p: 0.25 });
+        assert_eq!(chain.classifier.feature_dim, 64);
+        assert_eq!(chain.classifier.epochs, 3);
+        let again = parse(&config.to_toml()).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        for (text, field) in [
+            ("[chain]\nsteps = [5, 1]\n", "chain.steps"),
+            ("[chain]\nsteps = []\nenabled = true\n", "chain.steps"),
+            ("[chain]\nsteps = [0, 1001]\n", "chain.steps"),
+            ("[chain]\nstrip_steps = [1, 1]\n", "chain.strip_steps"),
+            ("[chain]\nchains = 1\n", "chain.chains"),
+            ("[chain]\nreference_images = 1\n", "chain.reference_images"),
+            ("[chain]\nstrip_chains = 33\n", "chain.strip_chains"),
+            (
+                "[chain]\ninterpolation_points = 1\n",
+                "chain.interpolation_points",
+            ),
+            (
+                "[chain]\ncorruption = { kind = \"masking\", p = 2.0 }\n",
+                "chain.corruption",
+            ),
+            (
+                "[chain.classifier]\nepochs = 0\n",
+                "chain.classifier.epochs",
+            ),
+            (
+                "[chain.classifier]\nchannels = []\n",
+                "chain.classifier.channels",
+            ),
+            (
+                "[chain.classifier]\nlearning_rate = -1.0\n",
+                "chain.classifier.learning_rate",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+                "{text}: {err}"
+            );
+        }
+        let err = parse("[chain]\nstep = [1]\n").unwrap_err().to_string();
+        assert!(err.contains("step") && err.contains("chain"), "{err}");
+    }
 }

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use genae_data::{Dataset, ImageSet};
-use genae_tensor::tensor_from_u8_images;
+use genae_tensor::{tensor_from_u8_images, DeviceSpec};
 use genae_zoo::{Activation, Classifier, ClassifierConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{ConfigError, ValidConfig, SHAPES};
-use crate::engine::LabError;
+use crate::engine::{load_dataset, LabError};
 use crate::optim::Adam;
 use crate::run_dir::RunDir;
 
@@ -121,15 +121,13 @@ impl CacheKey {
             dataset: d.dataset.clone(),
             train_size: d.train_size,
             test_size: d.test_size,
-            shapes: (d.dataset == SHAPES).then(|| {
-                [
-                    d.seed,
-                    d.image_size as u64,
-                    d.n_scales as u64,
-                    d.n_rotations as u64,
-                    d.n_positions as u64,
-                ]
-            }),
+            shapes: (d.dataset == SHAPES).then_some([
+                d.seed,
+                d.image_size as u64,
+                d.n_scales as u64,
+                d.n_rotations as u64,
+                d.n_positions as u64,
+            ]),
             classifier: f.chain.classifier.clone(),
         }
     }
@@ -182,8 +180,8 @@ pub fn classifier_cache_dir(config: &ValidConfig) -> PathBuf {
         .join(format!("{}-{}", key.dataset, key.hash()))
 }
 
-/// The classifier of `config`'s `[chain.classifier]` on `data` (the data set as
-/// [`load_dataset`](crate::engine) gives it: grey levels, truncated), loaded from
+/// The classifier of `config`'s `[chain.classifier]` on `data` (the configured data set as
+/// stored: grey levels, truncated to `data.train_size` / `data.test_size`), loaded from
 /// [`classifier_cache_dir`] when a complete record is there, trained (seeded by
 /// `chain.classifier.seed`, on `device`) and cached otherwise. A record or weights file that
 /// cannot be read is an error naming the file (delete the folder to retrain). Training moves
@@ -281,6 +279,18 @@ pub fn load_or_train_classifier(
         trained_now: true,
         _vs: vs,
     })
+}
+
+/// [`load_or_train_classifier`] for `config` alone, as `genae classifier train` runs it: the
+/// device and threads resolved as a run resolves them, the data set loaded.
+pub fn classifier_for_config(config: &ValidConfig) -> Result<CachedClassifier, LabError> {
+    let f = config.file();
+    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
+    if f.threads > 0 {
+        tch::set_num_threads(f.threads as i32);
+    }
+    let data = load_dataset(config)?;
+    load_or_train_classifier(config, &data, device)
 }
 
 fn load_cached(dir: &Path, key: &CacheKey, device: Device) -> Result<CachedClassifier, LabError> {
