@@ -183,6 +183,10 @@ pub struct ChainSummary {
     /// images (encoder draws or means, as `latent_reference` says), Gaussian kernel of
     /// bandwidth `latent_mmd_bandwidth`.
     pub latent_mmd: Vec<f64>,
+    /// Total-variation distance between the classifier's predicted-class frequencies on the
+    /// chains' decoder means at each step and on the reference test images (0: the same mix
+    /// of classes, 1: disjoint): whether the chains drift towards some classes.
+    pub class_tv: Vec<f64>,
     /// The kernel bandwidth of `latent_mmd`: the median heuristic on the test codes alone,
     /// the same for every step.
     pub latent_mmd_bandwidth: f64,
@@ -261,11 +265,9 @@ pub fn evaluate_chains(
         }));
     }
     let (grey_test, _) = images_and_labels(&data.test, device)?;
-    let reference = FeatureStats::from_features(&features(
-        classifier,
-        &grey_test.narrow(0, 0, n_ref),
-        batch,
-    )?)?;
+    let reference_features = features(classifier, &grey_test.narrow(0, 0, n_ref), batch)?;
+    let reference = FeatureStats::from_features(&reference_features)?;
+    let reference_classes = class_frequencies(classifier, &reference_features)?;
     let mut real = data.train.clone();
     real.truncate(section.chains);
     let frechet_real = if real.len() >= 2 {
@@ -314,19 +316,31 @@ pub fn evaluate_chains(
     let strip_chains = (section.strip_chains as i64).min(section.chains as i64);
     let mut z = tch::no_grad(|| model.sample_prior(section.chains as i64, device))?;
     let mut at = 0usize;
-    let (mut frechet, mut latent_mmd, mut strips) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut frechet, mut latent_mmd, mut class_tv) = (Vec::new(), Vec::new(), Vec::new());
+    let mut strips = Vec::new();
     for &step in &checkpoints {
         let segment = markov_chain(section, step - at);
         let out = segment.run(model, &z)?;
         z = out.codes;
         at = step;
         if section.steps.contains(&step) {
-            let stats = FeatureStats::from_features(&features(classifier, &out.images, batch)?)?;
+            let sample_features = features(classifier, &out.images, batch)?;
+            let stats = FeatureStats::from_features(&sample_features)?;
             let fd = stats.frechet_distance(&reference)?;
             let mmd = mmd_gaussian(&z, &test_codes, Some(bandwidth))?.mmd2;
-            eprintln!("chain step {step:>3}: Fréchet distance {fd:9.3}  latent MMD² {mmd:.5}");
+            let tv = class_frequencies(classifier, &sample_features)?
+                .f_sub(&reference_classes)?
+                .f_abs()?
+                .f_sum(Kind::Double)?
+                .double_value(&[])
+                / 2.0;
+            eprintln!(
+                "chain step {step:>3}: Fréchet distance {fd:9.3}  latent MMD² {mmd:.5}  \
+                 class TV {tv:.3}"
+            );
             frechet.push(fd);
             latent_mmd.push(mmd);
+            class_tv.push(tv);
         }
         if strip_chains > 0 && section.strip_steps.contains(&step) {
             strips.push(out.images.narrow(0, 0, strip_chains));
@@ -365,6 +379,7 @@ pub fn evaluate_chains(
         steps: section.steps.clone(),
         frechet,
         latent_mmd,
+        class_tv,
         latent_mmd_bandwidth: bandwidth,
         latent_mmd_floor,
         frechet_real,
@@ -421,6 +436,13 @@ fn markov_chain(section: &ChainSection, steps: usize) -> MarkovChain<'_> {
 /// Classifier features `[N, F]` of images `[N, …]`, in batches, without gradient.
 fn features(classifier: &Classifier, x: &Tensor, batch: i64) -> Result<Tensor, LabError> {
     batched(x, batch, |chunk| Ok(classifier.features(chunk)?))
+}
+
+/// The fraction of rows of `features` the classifier puts in each class, `[classes]`, `f64`.
+fn class_frequencies(classifier: &Classifier, features: &Tensor) -> Result<Tensor, LabError> {
+    let predicted = tch::no_grad(|| classifier.logits_of_features(features))?.f_argmax(1, false)?;
+    let counts = predicted.f_bincount::<Tensor>(None, classifier.num_classes())?;
+    Ok(counts.f_to_kind(Kind::Double)? / features.size()[0] as f64)
 }
 
 /// Codes `[N, d]` of data `[N, …]` by `mode`, in batches, without gradient.

@@ -195,20 +195,21 @@ fn chain_section(html: &mut String, summary: &Value) {
     };
     html.push_str(
         "<h2>Markov chains</h2>\n<table>\n<tr><th>step</th><th>Fréchet distance \
-         (classifier features)</th><th>latent MMD²</th></tr>\n",
+         (classifier features)</th><th>latent MMD²</th><th>class TV</th></tr>\n",
     );
     for (i, step) in steps.iter().enumerate() {
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             show(step),
             show(&chain["frechet"][i]),
-            show(&chain["latent_mmd"][i])
+            show(&chain["latent_mmd"][i]),
+            show(&chain["class_tv"][i])
         );
     }
     let _ = writeln!(
         html,
-        "<tr><td class=\"k\">real images</td><td>{}</td><td>{}</td></tr>\n</table>",
+        "<tr><td class=\"k\">real images</td><td>{}</td><td>{}</td><td></td></tr>\n</table>",
         show(&chain["frechet_real"]),
         show(&chain["latent_mmd_floor"])
     );
@@ -304,7 +305,7 @@ mod tests {
         .unwrap();
         let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
         assert!(
-            html.contains("<tr><td>5</td><td>3.250</td><td>0.125</td></tr>"),
+            html.contains("<tr><td>5</td><td>3.250</td><td>0.125</td><td></td></tr>"),
             "{html}"
         );
     }

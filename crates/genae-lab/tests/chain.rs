@@ -82,7 +82,9 @@ fn a_chain_run_writes_aligned_finite_arrays_and_reuses_its_classifier() {
     assert_eq!(steps, [0, 1, 3]);
     let frechet = floats(&chain["frechet"]);
     let mmd = floats(&chain["latent_mmd"]);
-    assert_eq!((frechet.len(), mmd.len()), (3, 3), "{chain}");
+    let tv = floats(&chain["class_tv"]);
+    assert_eq!((frechet.len(), mmd.len(), tv.len()), (3, 3, 3), "{chain}");
+    assert!(tv.iter().all(|t| (0.0..=1.0).contains(t)), "{tv:?}");
     assert!(
         frechet.iter().all(|d| d.is_finite() && *d >= 0.0),
         "{frechet:?}"

@@ -168,7 +168,23 @@ impl Classifier {
 
     /// Class logits `[N, num_classes]`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.head.forward(&self.features(x)?))
+        self.logits_of_features(&self.features(x)?)
+    }
+
+    /// Class logits `[N, num_classes]` from features `[N, feature_dim]` already computed by
+    /// [`features`](Self::features) (the last layer alone).
+    pub fn logits_of_features(&self, features: &Tensor) -> Result<Tensor> {
+        if features.dim() != 2 || features.size()[1] != self.config.feature_dim {
+            return Err(ZooError::Shape {
+                what: "classifier logits_of_features",
+                detail: format!(
+                    "expected features [N, {}], got {:?}",
+                    self.config.feature_dim,
+                    features.size()
+                ),
+            });
+        }
+        Ok(self.head.forward(features))
     }
 
     /// The mean cross-entropy of the logits against integer `labels` `[N]` in
@@ -263,6 +279,9 @@ mod tests {
         assert_eq!(classifier.features(&x).unwrap().size(), vec![5, 12]);
         assert_eq!(classifier.logits(&x).unwrap().size(), vec![5, 3]);
         let features = classifier.features(&x).unwrap();
+        let logits = classifier.logits_of_features(&features).unwrap();
+        assert!(logits.equal(&classifier.logits(&x).unwrap()));
+        assert!(classifier.logits_of_features(&x).is_err());
         assert!(features.min().double_value(&[]) >= 0.0, "ReLU features");
         let mut names: Vec<String> = vs.variables().into_keys().collect();
         names.sort();
