@@ -493,6 +493,7 @@ pub(crate) fn train_and_evaluate(
     };
 
     write_aae_pictures(&aae, &test, image_shape, config, &run_dir, device)?;
+    let chain = crate::chains::evaluate_chains(&aae, config, &test.x, &run_dir, device)?;
     write_interpolations(&aae, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&aae, prior_draws.as_ref(), &test, &data, config, &run_dir)?;
 
@@ -518,6 +519,7 @@ pub(crate) fn train_and_evaluate(
             last_epoch: last_train,
         }),
         peak_rss_mb: peak_rss_mb(),
+        chain,
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,

@@ -32,6 +32,14 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         "fashion-aae-2d",
         include_str!("../configs/fashion-aae-2d.toml"),
     ),
+    (
+        "fashion-vae-chain",
+        include_str!("../configs/fashion-vae-chain.toml"),
+    ),
+    (
+        "fashion-dvae-chain",
+        include_str!("../configs/fashion-dvae-chain.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (

@@ -10,6 +10,7 @@ use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
 pub use crate::aae_run::AaeSection;
+use crate::chains::ChainSection;
 
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +133,8 @@ pub struct ConfigFile {
     /// The adversarial autoencoder's prior, encoder and discriminator (`model.kind = "aae"`).
     #[serde(skip_serializing_if = "AaeSection::is_default")]
     pub aae: AaeSection,
+    /// Markov-chain sampling from the trained model, measured (off unless `enabled`).
+    pub chain: ChainSection,
 }
 
 /// `[data]`.
@@ -261,6 +264,7 @@ impl Default for ConfigFile {
             train: TrainSection::default(),
             eval: EvalSection::default(),
             aae: AaeSection::default(),
+            chain: ChainSection::default(),
         }
     }
 }
@@ -572,6 +576,7 @@ impl ConfigFile {
                 )
             },
         )?;
+        self.chain.validate()?;
         Ok(ValidConfig { file: self, device })
     }
 }

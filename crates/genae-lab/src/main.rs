@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use genae_lab::{
-    describe, load_shipped, resume_experiment, run_experiment, shipped_config, write_report_for,
-    ValidConfig, SHIPPED_CONFIGS,
+    classifier_for_config, describe, load_shipped, resume_experiment, run_experiment,
+    shipped_config, write_report_for, ValidConfig, SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
@@ -60,6 +60,11 @@ enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// The data set's CNN classifier of `[chain.classifier]` (its features measure samples).
+    Classifier {
+        #[command(subcommand)]
+        command: ClassifierCommand,
+    },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
     /// Data sets: what genae knows and what is on this machine.
@@ -77,6 +82,19 @@ enum ConfigCommand {
     Show {
         /// Its name (`genae config list`).
         name: String,
+        /// Override a config value: `--set section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Train the classifier a config's `[chain.classifier]` and `[data]` describe, or load it
+    /// from `<output_dir>/classifiers/` when cached; prints its test accuracy and folder.
+    Train {
+        /// The config file (TOML), or the name of a shipped one (`genae config list`).
+        config: PathBuf,
         /// Override a config value: `--set section.key=value` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -198,6 +216,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_stdout(&load_shipped(&name, &overrides)?.to_toml())?;
             }
         },
+        Command::Classifier {
+            command: ClassifierCommand::Train { config, overrides },
+        } => {
+            let cached = classifier_for_config(&load_config(&config, &overrides)?)?;
+            println!(
+                "classifier test accuracy {:.4} ({}): {}",
+                cached.test_accuracy,
+                if cached.trained_now {
+                    "trained now"
+                } else {
+                    "cached"
+                },
+                cached.dir.display()
+            );
+        }
         Command::Dataset { command } => match command {
             DatasetCommand::List { dir } => {
                 let entries = genae_data::registry::list(dir.as_deref());

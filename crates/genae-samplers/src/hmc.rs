@@ -508,7 +508,11 @@ pub(crate) fn check_states(z: &Tensor, name: &'static str) -> Result<(i64, i64)>
 
 /// `Err` unless every chain starts at a finite log density.
 pub(crate) fn check_finite_start(log_density: &Tensor, name: &'static str) -> Result<()> {
-    let bad = log_density.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+    let bad = log_density
+        .isfinite()
+        .logical_not()
+        .sum(Kind::Int64)
+        .int64_value(&[]);
     if bad == 0 {
         Ok(())
     } else {

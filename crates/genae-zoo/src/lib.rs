@@ -17,7 +17,9 @@
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
 //!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
 //!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
-//!   the prior), which latent-space Markov chains program against.
+//!   the prior), which latent-space Markov chains program against;
+//! - a small convolutional [`Classifier`] ([`ClassifierConfig`]) whose penultimate features
+//!   feed the Fréchet distance between generated and real images.
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -50,6 +52,7 @@
 mod aae;
 mod autoencoder;
 mod autoencoding;
+mod classifier;
 mod config;
 mod conv;
 mod error;
@@ -65,6 +68,7 @@ mod vae;
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
+pub use classifier::{Classifier, ClassifierConfig};
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
 pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
 pub use error::ZooError;
