@@ -77,7 +77,10 @@ fn ais_and_l_5000_agree_on_a_trained_vae_and_both_exceed_the_elbo() {
         },
     )
     .unwrap();
-    let (prior_est, q_est) = (values(&from_prior.log_normalizer), values(&from_q.log_normalizer));
+    let (prior_est, q_est) = (
+        values(&from_prior.log_normalizer),
+        values(&from_q.log_normalizer),
+    );
     let gap = mean(&l_5000) - mean(&elbo_test);
     eprintln!(
         "mean over {} test points: ELBO {:.3}, L_5000 {:.3}, AIS from the prior {:.3} \
@@ -92,7 +95,10 @@ fn ais_and_l_5000_agree_on_a_trained_vae_and_both_exceed_the_elbo() {
     );
     // Measured with this seed (means over the 12 points): ELBO −7.840, L_5000 −7.721, AIS
     // from the prior −7.756 (ESS 13.3 of 16), AIS from q −7.717 (ESS 15.9 of 16).
-    assert!(gap > 0.05, "L_5000 − ELBO = {gap}: the test needs a visible gap");
+    assert!(
+        gap > 0.05,
+        "L_5000 − ELBO = {gap}: the test needs a visible gap"
+    );
     for i in 0..l_5000.len() {
         let what = format!(
             "test point {i}: ELBO {:.3}, L_5000 {:.3}, AIS from the prior {:.3}, from q {:.3}",

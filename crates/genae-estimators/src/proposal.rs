@@ -67,7 +67,10 @@ pub fn gaussian_proposal_log_likelihood<M: LatentVariableModel + ?Sized>(
         }
     }
     tch::no_grad(|| {
-        let bad = std.isfinite().logical_not().logical_or(&std.le(0.0))
+        let bad = std
+            .isfinite()
+            .logical_not()
+            .logical_or(&std.le(0.0))
             .sum(Kind::Int64)
             .int64_value(&[]);
         if bad > 0 {

@@ -64,7 +64,10 @@ fn the_models_own_encoder_as_proposal_reproduces_l_k() {
     let exact = values(&model.exact_log_px(&x).unwrap());
     let got = values(&is);
     let mean_error: f64 = exact.iter().zip(&got).map(|(e, g)| e - g).sum::<f64>() / 4.0;
-    assert!(exact.iter().zip(&got).all(|(e, g)| (e - g).abs() < 0.15), "{got:?} vs {exact:?}");
+    assert!(
+        exact.iter().zip(&got).all(|(e, g)| (e - g).abs() < 0.15),
+        "{got:?} vs {exact:?}"
+    );
     assert!(mean_error > -0.06, "mean error {mean_error}");
 }
 
@@ -82,7 +85,8 @@ fn a_poorer_proposal_needs_more_samples() {
     let mut gaps = Vec::new();
     for k in [1, 10, 5000] {
         tch::manual_seed(14);
-        let est = values(&gaussian_proposal_log_likelihood(&model, &x, &mean, &std, k, 1000).unwrap());
+        let est =
+            values(&gaussian_proposal_log_likelihood(&model, &x, &mean, &std, k, 1000).unwrap());
         let gap: f64 = exact.iter().zip(&est).map(|(e, g)| e - g).sum::<f64>() / 6.0;
         gaps.push(gap);
     }
@@ -106,10 +110,22 @@ fn bad_arguments_are_errors_naming_the_argument() {
     let is = gaussian_proposal_log_likelihood;
     assert_eq!(name(is(&model, &x, &mean, &std, 0, 10)), "k");
     assert_eq!(name(is(&model, &x, &mean, &std, 10, 0)), "chunk_size");
-    assert_eq!(name(is(&model, &x, &Tensor::zeros([3, 3], OPTS), &std, 10, 10)), "mean");
-    assert_eq!(name(is(&model, &x, &mean, &Tensor::ones([2, 2], OPTS), 10, 10)), "std");
+    assert_eq!(
+        name(is(&model, &x, &Tensor::zeros([3, 3], OPTS), &std, 10, 10)),
+        "mean"
+    );
+    assert_eq!(
+        name(is(&model, &x, &mean, &Tensor::ones([2, 2], OPTS), 10, 10)),
+        "std"
+    );
     assert_eq!(name(is(&model, &x, &mean, &(&std * 0.0), 10, 10)), "std");
-    assert_eq!(name(is(&model, &x, &mean, &(&std * f64::NAN), 10, 10)), "std");
-    assert_eq!(name(is(&model, &x.narrow(0, 0, 0), &mean, &std, 10, 10)), "x");
+    assert_eq!(
+        name(is(&model, &x, &mean, &(&std * f64::NAN), 10, 10)),
+        "std"
+    );
+    assert_eq!(
+        name(is(&model, &x.narrow(0, 0, 0), &mean, &std, 10, 10)),
+        "x"
+    );
     assert!(is(&model, &x, &mean, &std, 10, 10).is_ok());
 }

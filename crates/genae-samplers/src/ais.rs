@@ -232,8 +232,7 @@ pub fn ais<T: LogDensity + ?Sized>(
     // log p₀ and its gradient, in closed form.
     let log_p0 = |z: &Tensor| {
         let c = z - &mean;
-        ((c.square() / &var + &log_var + LOG_2PI).sum_dim_intlist(-1, false, Kind::Double)
-            * -0.5)
+        ((c.square() / &var + &log_var + LOG_2PI).sum_dim_intlist(-1, false, Kind::Double) * -0.5)
             .to_kind(z.kind())
     };
     let grad_p0 = |z: &Tensor| -(z - &mean) / &var;
@@ -257,13 +256,20 @@ pub fn ais<T: LogDensity + ?Sized>(
     check_finite_start(&lj, "target")?;
     let mut point = tempered(z0, lj, gj, 0.0);
     let inv_mass = config.precondition.then(|| var.shallow_clone());
-    let mut log_step = Tensor::full([k * n], config.step_size.ln(), (Kind::Double, mean.device()));
+    let mut log_step = Tensor::full(
+        [k * n],
+        config.step_size.ln(),
+        (Kind::Double, mean.device()),
+    );
     let mut log_w = Tensor::zeros([k * n], (Kind::Double, mean.device()));
     let mut prob_sum = log_w.zeros_like();
     let betas = config.schedule.betas(config.steps);
     for t in 1..betas.len() {
         let (b_prev, beta) = (betas[t - 1], betas[t]);
-        let (lj, gj) = (point.extra[0].shallow_clone(), point.extra[1].shallow_clone());
+        let (lj, gj) = (
+            point.extra[0].shallow_clone(),
+            point.extra[1].shallow_clone(),
+        );
         log_w += ((&lj - log_p0(&point.z)) * (beta - b_prev)).to_kind(Kind::Double);
         point = tempered(point.z, lj, gj, beta);
         let evaluate = |z: &Tensor| -> Result<Point> {
@@ -296,7 +302,9 @@ pub fn ais<T: LogDensity + ?Sized>(
         log_normalizer: log_mean_exp(&log_weights, 0),
         ess,
         samples: point.z.view([k, n, d]),
-        accept_prob: (prob_sum / moves).view([k, n]).mean_dim(0, false, Kind::Double),
+        accept_prob: (prob_sum / moves)
+            .view([k, n])
+            .mean_dim(0, false, Kind::Double),
         step_size: log_step.exp().view([k, n]),
         log_weights,
     })
@@ -382,7 +390,10 @@ pub fn ais_log_likelihood<M: LatentVariableModel + ?Sized>(
     };
     let mut expanded = vec![config.chains];
     expanded.extend(x.size());
-    let xs = x.f_unsqueeze(0)?.f_expand(&expanded, false)?.f_flatten(0, 1)?;
+    let xs = x
+        .f_unsqueeze(0)?
+        .f_expand(&expanded, false)?
+        .f_flatten(0, 1)?;
     let log_joint = |z: &Tensor| -> Result<Tensor> {
         let prior = model.prior(z)?;
         Ok(model.log_likelihood(&xs, z)? + prior.log_prob(z)?)
@@ -409,7 +420,7 @@ mod tests {
         for t in 0..=10 {
             assert!((b[t] + b[10 - t] - 1.0).abs() < 1e-12);
         }
-        // And a closed-form point: β_1 for T = 2 is the midpoint.
+        // And a closed-form point: the middle temperature is ½.
         assert!((b[5] - 0.5).abs() < 1e-12);
     }
 }

@@ -60,7 +60,10 @@ fn ais_from_the_prior_approaches_the_exact_evidence_and_improves_with_temperatur
         // The spread of the log weights: what the estimate's Monte-Carlo error scales with.
         spreads.push(mean(&values(&out.log_weights.std_dim(0, true, false))));
         let ess = values(&out.ess);
-        assert!(ess.iter().all(|e| (1.0 - 1e-9..=64.0 + 1e-9).contains(e)), "{ess:?}");
+        assert!(
+            ess.iter().all(|e| (1.0 - 1e-9..=64.0 + 1e-9).contains(e)),
+            "{ess:?}"
+        );
         if steps == 400 {
             // Tolerances: at 400 steps the log weights of an example spread by about 0.4
             // nats, so log-mean-exp over 64 chains has a standard error of about
@@ -106,7 +109,10 @@ fn ais_from_the_exact_posterior_is_exact_with_zero_variance() {
         let out =
             ais_log_likelihood(&model, &x, AisInitial::Gaussian(&posterior), &config).unwrap();
         let deviation = (&out.log_weights - exact.unsqueeze(0)).abs().max();
-        assert!(deviation.double_value(&[]) < 1e-9, "steps {steps}: {deviation}");
+        assert!(
+            deviation.double_value(&[]) < 1e-9,
+            "steps {steps}: {deviation}"
+        );
         assert!(values(&out.ess).iter().all(|e| (e - 5.0).abs() < 1e-6));
     }
 }
@@ -120,7 +126,10 @@ fn ais_from_a_shifted_encoder_with_either_schedule_and_without_adaptation() {
     let model = model.perturbed(&[0.5, -0.5, 0.5, -0.5], &[0.7, -0.7, 0.7, -0.7]);
     let exact = values(&model.exact_log_px(&x).unwrap());
     let gap = mean(&values(&model.exact_gap(&x).unwrap()));
-    assert!(gap > 1.0, "the shifted encoder should be visibly off (ELBO gap {gap})");
+    assert!(
+        gap > 1.0,
+        "the shifted encoder should be visibly off (ELBO gap {gap})"
+    );
     for (schedule, adapt_step_size, precondition) in [
         (AnnealingSchedule::default(), true, true),
         (AnnealingSchedule::Linear, true, false),
@@ -142,7 +151,9 @@ fn ais_from_a_shifted_encoder_with_either_schedule_and_without_adaptation() {
         assert!(errors.iter().all(|e| e.abs() < 0.2), "{what}: {errors:?}");
         assert!(mean(&errors).abs() < 0.05, "{what}: {errors:?}");
         if !adapt_step_size {
-            assert!(values(&out.step_size).iter().all(|s| (s - 0.1).abs() < 1e-12));
+            assert!(values(&out.step_size)
+                .iter()
+                .all(|s| (s - 0.1).abs() < 1e-12));
         }
     }
 }
@@ -177,20 +188,31 @@ fn ais_finds_the_normaliser_and_both_modes_of_a_mixture() {
     let out = ais(&target, &initial, &config).unwrap();
     let log_z = out.log_normalizer.double_value(&[0]);
     // 400 chains with a log-weight spread of about 0.5: standard error about 0.025.
-    assert!((log_z - 4f64.ln()).abs() < 0.1, "log Z {log_z} vs {}", 4f64.ln());
+    assert!(
+        (log_z - 4f64.ln()).abs() < 0.1,
+        "log Z {log_z} vs {}",
+        4f64.ln()
+    );
     // The weighted fraction of chains ending in the second mode estimates its mass, 1/4.
     let w = (out.log_weights.select(1, 0) - out.log_weights.max()).exp();
-    let in_b = out.samples.select(1, 0).select(1, 0).gt(0.0).to_kind(Kind::Double);
+    let in_b = out
+        .samples
+        .select(1, 0)
+        .select(1, 0)
+        .gt(0.0)
+        .to_kind(Kind::Double);
     let share = ((&w * in_b).sum(Kind::Double) / w.sum(Kind::Double)).double_value(&[]);
     // Binomial standard error with 400 chains: √(0.25·0.75/400) ≈ 0.022.
-    assert!((share - 0.25).abs() < 0.09, "mass of the second mode {share}");
+    assert!(
+        (share - 0.25).abs() < 0.09,
+        "mass of the second mode {share}"
+    );
 }
 
 #[test]
 fn a_seed_makes_ais_repeatable_and_float_models_give_f64_estimates() {
     let _rng = torch_rng_lock();
-    let target =
-        |z: &Tensor| Ok(z.square().sum_dim_intlist(-1, false, Kind::Float) * -0.5);
+    let target = |z: &Tensor| Ok(z.square().sum_dim_intlist(-1, false, Kind::Float) * -0.5);
     let initial = DiagGaussian::new(
         Tensor::zeros([3, 2], (Kind::Float, Device::Cpu)),
         Tensor::zeros([3, 2], (Kind::Float, Device::Cpu)),
@@ -210,7 +232,9 @@ fn a_seed_makes_ais_repeatable_and_float_models_give_f64_estimates() {
     assert_eq!(a.log_normalizer.kind(), Kind::Double);
     assert_eq!(a.samples.kind(), Kind::Float);
     // γ = (2π) · N(0, I) and p₀ = N(0, I): log Z = log 2π exactly, every weight equal.
-    let deviation = (a.log_normalizer - (2.0 * std::f64::consts::PI).ln()).abs().max();
+    let deviation = (a.log_normalizer - (2.0 * std::f64::consts::PI).ln())
+        .abs()
+        .max();
     assert!(deviation.double_value(&[]) < 1e-5);
 }
 
@@ -222,23 +246,77 @@ fn bad_configs_and_arguments_are_errors_naming_the_culprit() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     };
     let base = AisConfig::default();
-    assert_eq!(field(AisConfig { steps: 0, ..base.clone() }), "steps");
-    assert_eq!(field(AisConfig { chains: 0, ..base.clone() }), "chains");
-    assert_eq!(field(AisConfig { transitions: 0, ..base.clone() }), "transitions");
-    assert_eq!(field(AisConfig { leapfrog_steps: 0, ..base.clone() }), "leapfrog_steps");
-    assert_eq!(field(AisConfig { step_size: -1.0, ..base.clone() }), "step_size");
-    assert_eq!(field(AisConfig { target_accept: 0.0, ..base.clone() }), "target_accept");
-    assert_eq!(field(AisConfig { adapt_rate: f64::INFINITY, ..base.clone() }), "adapt_rate");
+    assert_eq!(
+        field(AisConfig {
+            steps: 0,
+            ..base.clone()
+        }),
+        "steps"
+    );
+    assert_eq!(
+        field(AisConfig {
+            chains: 0,
+            ..base.clone()
+        }),
+        "chains"
+    );
+    assert_eq!(
+        field(AisConfig {
+            transitions: 0,
+            ..base.clone()
+        }),
+        "transitions"
+    );
+    assert_eq!(
+        field(AisConfig {
+            leapfrog_steps: 0,
+            ..base.clone()
+        }),
+        "leapfrog_steps"
+    );
+    assert_eq!(
+        field(AisConfig {
+            step_size: -1.0,
+            ..base.clone()
+        }),
+        "step_size"
+    );
+    assert_eq!(
+        field(AisConfig {
+            target_accept: 0.0,
+            ..base.clone()
+        }),
+        "target_accept"
+    );
+    assert_eq!(
+        field(AisConfig {
+            adapt_rate: f64::INFINITY,
+            ..base.clone()
+        }),
+        "adapt_rate"
+    );
     let schedule = AnnealingSchedule::Sigmoid { delta: 0.0 };
-    assert_eq!(field(AisConfig { schedule, ..base.clone() }), "schedule.delta");
+    assert_eq!(
+        field(AisConfig {
+            schedule,
+            ..base.clone()
+        }),
+        "schedule.delta"
+    );
     assert!(toml_rejects_unknown_fields());
 
     tch::manual_seed(6);
     let (model, x) = model_and_data();
-    let small = AisConfig { steps: 2, chains: 2, ..base };
+    let small = AisConfig {
+        steps: 2,
+        chains: 2,
+        ..base
+    };
     let wrong = DiagGaussian::standard_like(&Tensor::zeros([8, 3], F64)).unwrap();
     match ais_log_likelihood(&model, &x, AisInitial::Gaussian(&wrong), &small) {
-        Err(SamplerError::InvalidArgument { name: "initial", .. }) => {}
+        Err(SamplerError::InvalidArgument {
+            name: "initial", ..
+        }) => {}
         other => panic!("expected a shape error for the initial Gaussian, got {other:?}"),
     }
     match ais_log_likelihood(&model, &x.narrow(0, 0, 0), AisInitial::Prior, &small) {

@@ -95,7 +95,7 @@ fn hmc_leaves_a_correlated_gaussian_invariant() {
     let _rng = torch_rng_lock();
     let g = Gaussian::new();
     let target = |z: &Tensor| g.log_density(z);
-    for (seed, mass) in [(11, None), (12, Some(vec![1.0, 0.25, 4.0]))] {
+    for (seed, mass, jitter) in [(11, None, 0.0), (12, Some(vec![1.0, 0.25, 4.0]), 0.5)] {
         tch::manual_seed(seed);
         let chains = 4000;
         let z0 = g.exact_draws(chains);
@@ -107,11 +107,12 @@ fn hmc_leaves_a_correlated_gaussian_invariant() {
             samples: 40,
             adaptation: StepSizeAdaptation::Off,
             mass: mass.clone(),
+            jitter,
             ..Default::default()
         })
         .unwrap();
         let out = hmc.run(&target, &z0).unwrap();
-        let what = format!("after 40 transitions, mass {mass:?}");
+        let what = format!("after 40 transitions, mass {mass:?}, jitter {jitter}");
         g.assert_moments(&out.state, 4.0, &what);
         // The chains really moved: most proposals were accepted, and the final states are far
         // from the starting ones (squared displacement comparable to the variance).
@@ -181,7 +182,11 @@ fn hmc_started_far_away_converges_to_the_gaussian() {
         }
         // A step of 1 would be unstable along the narrowest direction (the smallest standard
         // deviation of Σ's principal axes is about 0.33): adaptation shrank it.
-        assert!(steps.iter().all(|s| *s < 0.6), "{adaptation:?}: {:?}", &steps[..4]);
+        assert!(
+            steps.iter().all(|s| *s < 0.6),
+            "{adaptation:?}: {:?}",
+            &steps[..4]
+        );
     }
 }
 
@@ -190,7 +195,8 @@ fn step_size_adaptation_reaches_the_target_acceptance() {
     let _rng = torch_rng_lock();
     // An independent Gaussian in 10-d with standard deviations from 0.5 to 1.
     let sd = Tensor::linspace(0.5, 1.0, 10, F64);
-    let target = |z: &Tensor| Ok((z / &sd).square().sum_dim_intlist(-1, false, Kind::Double) * -0.5);
+    let target =
+        |z: &Tensor| Ok((z / &sd).square().sum_dim_intlist(-1, false, Kind::Double) * -0.5);
     let mut seed = 30;
     for adaptation in [StepSizeAdaptation::PerChain, StepSizeAdaptation::Shared] {
         for goal in [0.5, 0.65, 0.9] {
@@ -224,8 +230,42 @@ fn step_size_adaptation_reaches_the_target_acceptance() {
                 "{adaptation:?}, target {goal}: mean acceptance probability {prob}"
             );
             // The accepted fraction estimates the same thing (4000+ accept/reject draws).
-            assert!((rate - prob).abs() < 0.03, "rate {rate} vs probability {prob}");
+            assert!(
+                (rate - prob).abs() < 0.03,
+                "rate {rate} vs probability {prob}"
+            );
         }
+    }
+    // A harder target (standard deviations 0.1 to 1): with a fixed step size the acceptance
+    // is a bumpy function of ε (the trajectory length resonates with the periods of the
+    // narrow directions) and shared adaptation misses by up to 0.12; a jittered step size
+    // smooths it out and lands on the target.
+    let sd = Tensor::linspace(0.1, 1.0, 10, F64);
+    let target =
+        |z: &Tensor| Ok((z / &sd).square().sum_dim_intlist(-1, false, Kind::Double) * -0.5);
+    for goal in [0.5, 0.65, 0.9] {
+        seed += 1;
+        tch::manual_seed(seed);
+        let z0 = Tensor::randn([200, 10], F64) * &sd;
+        let hmc = Hmc::new(HmcConfig {
+            warmup: 300,
+            samples: 100,
+            target_accept: goal,
+            adaptation: StepSizeAdaptation::Shared,
+            jitter: 0.5,
+            ..Default::default()
+        })
+        .unwrap();
+        let prob = hmc
+            .run(&target, &z0)
+            .unwrap()
+            .mean_accept_prob
+            .mean(Kind::Double);
+        let prob = prob.double_value(&[]);
+        assert!(
+            (prob - goal).abs() < 0.03,
+            "jittered, target {goal}: {prob}"
+        );
     }
 }
 
@@ -297,26 +337,100 @@ fn bad_configs_and_arguments_are_errors_naming_the_culprit() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     };
     let base = HmcConfig::default();
-    assert_eq!(field(HmcConfig { step_size: 0.0, ..base.clone() }), "step_size");
-    assert_eq!(field(HmcConfig { step_size: f64::NAN, ..base.clone() }), "step_size");
-    assert_eq!(field(HmcConfig { leapfrog_steps: 0, ..base.clone() }), "leapfrog_steps");
-    assert_eq!(field(HmcConfig { samples: 0, ..base.clone() }), "samples");
-    assert_eq!(field(HmcConfig { thin: 0, ..base.clone() }), "thin");
-    assert_eq!(field(HmcConfig { target_accept: 1.0, ..base.clone() }), "target_accept");
-    assert_eq!(field(HmcConfig { mass: Some(vec![1.0, -1.0]), ..base.clone() }), "mass");
-    assert_eq!(field(HmcConfig { mass: Some(vec![]), ..base.clone() }), "mass");
+    assert_eq!(
+        field(HmcConfig {
+            step_size: 0.0,
+            ..base.clone()
+        }),
+        "step_size"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            step_size: f64::NAN,
+            ..base.clone()
+        }),
+        "step_size"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            leapfrog_steps: 0,
+            ..base.clone()
+        }),
+        "leapfrog_steps"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            samples: 0,
+            ..base.clone()
+        }),
+        "samples"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            thin: 0,
+            ..base.clone()
+        }),
+        "thin"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            target_accept: 1.0,
+            ..base.clone()
+        }),
+        "target_accept"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            mass: Some(vec![1.0, -1.0]),
+            ..base.clone()
+        }),
+        "mass"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            mass: Some(vec![]),
+            ..base.clone()
+        }),
+        "mass"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            jitter: 1.0,
+            ..base.clone()
+        }),
+        "jitter"
+    );
+    assert_eq!(
+        field(HmcConfig {
+            jitter: -0.1,
+            ..base.clone()
+        }),
+        "jitter"
+    );
 
     let target = |z: &Tensor| Ok(z.square().sum_dim_intlist(-1, false, Kind::Double) * -0.5);
-    let argument = |config: HmcConfig, z0: &Tensor| match Hmc::new(config).unwrap().run(&target, z0) {
+    let argument = |config: HmcConfig, z0: &Tensor| match Hmc::new(config).unwrap().run(&target, z0)
+    {
         Err(SamplerError::InvalidArgument { name, reason }) => format!("{name}: {reason}"),
         other => panic!("expected InvalidArgument, got {other:?}"),
     };
     let ok = Tensor::zeros([2, 3], F64);
-    let small = HmcConfig { warmup: 1, samples: 1, ..base.clone() };
+    let small = HmcConfig {
+        warmup: 1,
+        samples: 1,
+        ..base.clone()
+    };
     assert!(argument(small.clone(), &Tensor::zeros([3], F64)).starts_with("z0"));
     assert!(argument(small.clone(), &Tensor::zeros([0, 3], F64)).starts_with("z0"));
-    assert!(argument(small.clone(), &Tensor::zeros([2, 3], (Kind::Int64, Device::Cpu))).starts_with("z0"));
-    let wrong_mass = HmcConfig { mass: Some(vec![1.0, 1.0]), ..small.clone() };
+    assert!(argument(
+        small.clone(),
+        &Tensor::zeros([2, 3], (Kind::Int64, Device::Cpu))
+    )
+    .starts_with("z0"));
+    let wrong_mass = HmcConfig {
+        mass: Some(vec![1.0, 1.0]),
+        ..small.clone()
+    };
     assert!(argument(wrong_mass, &ok).contains("mass"));
     // A start where the density is not finite.
     let log_of_first = |z: &Tensor| Ok(z.select(1, 0).log());
