@@ -100,7 +100,9 @@ mod hmc;
 mod markov_chain;
 mod quantizer;
 
-pub use ais::{ais, ais_log_likelihood, AisConfig, AisInitial, AisOutput, AnnealingSchedule};
+pub use ais::{
+    ais, ais_log_likelihood, AisAdaptation, AisConfig, AisInitial, AisOutput, AnnealingSchedule,
+};
 
 pub use config::{CodebookUpdate, LossReduction, QuantizerConfig};
 pub use error::SamplerError;
