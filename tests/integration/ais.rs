@@ -99,6 +99,23 @@ fn ais_and_l_5000_agree_on_a_trained_vae_and_both_exceed_the_elbo() {
         gap > 0.05,
         "L_5000 − ELBO = {gap}: the test needs a visible gap"
     );
+    let max_diff = |est: &[f64]| {
+        est.iter()
+            .zip(&l_5000)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    eprintln!(
+        "largest |AIS − L_5000| over the points: {:.3} from the prior, {:.3} from q; smallest \
+         L_5000 − ELBO: {:.3}",
+        max_diff(&prior_est),
+        max_diff(&q_est),
+        l_5000
+            .iter()
+            .zip(&elbo_test)
+            .map(|(l, e)| l - e)
+            .fold(f64::INFINITY, f64::min)
+    );
     for i in 0..l_5000.len() {
         let what = format!(
             "test point {i}: ELBO {:.3}, L_5000 {:.3}, AIS from the prior {:.3}, from q {:.3}",
