@@ -77,7 +77,10 @@ fn ais_and_l_5000_agree_on_a_trained_vae_and_both_exceed_the_elbo() {
         },
     )
     .unwrap();
-    let (prior_est, q_est) = (values(&from_prior.log_normalizer), values(&from_q.log_normalizer));
+    let (prior_est, q_est) = (
+        values(&from_prior.log_normalizer),
+        values(&from_q.log_normalizer),
+    );
     let gap = mean(&l_5000) - mean(&elbo_test);
     eprintln!(
         "mean over {} test points: ELBO {:.3}, L_5000 {:.3}, AIS from the prior {:.3} \
@@ -91,8 +94,28 @@ fn ais_and_l_5000_agree_on_a_trained_vae_and_both_exceed_the_elbo() {
         from_q.ess.mean(Kind::Double).double_value(&[]),
     );
     // Measured with this seed (means over the 12 points): ELBO −7.840, L_5000 −7.721, AIS
-    // from the prior −7.756 (ESS 13.3 of 16), AIS from q −7.717 (ESS 15.9 of 16).
-    assert!(gap > 0.05, "L_5000 − ELBO = {gap}: the test needs a visible gap");
+    // from the prior −7.690 (ESS 14.2 of 16), AIS from q −7.717 (ESS 15.9 of 16).
+    assert!(
+        gap > 0.05,
+        "L_5000 − ELBO = {gap}: the test needs a visible gap"
+    );
+    let max_diff = |est: &[f64]| {
+        est.iter()
+            .zip(&l_5000)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    eprintln!(
+        "largest |AIS − L_5000| over the points: {:.3} from the prior, {:.3} from q; smallest \
+         L_5000 − ELBO: {:.3}",
+        max_diff(&prior_est),
+        max_diff(&q_est),
+        l_5000
+            .iter()
+            .zip(&elbo_test)
+            .map(|(l, e)| l - e)
+            .fold(f64::INFINITY, f64::min)
+    );
     for i in 0..l_5000.len() {
         let what = format!(
             "test point {i}: ELBO {:.3}, L_5000 {:.3}, AIS from the prior {:.3}, from q {:.3}",

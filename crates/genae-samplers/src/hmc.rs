@@ -55,7 +55,8 @@ pub enum StepSizeAdaptation {
     PerChain,
     /// One step size for all chains, driven by the acceptance probability averaged over the
     /// chains: when all chains sample the same distribution, the acceptance after warm-up
-    /// lands on the target (within 0.01 in genae's tests with 200 chains).
+    /// lands on the target (within 0.03 in genae's tests with 200 chains; on targets with very
+    /// different scales only with [jitter](HmcConfig::jitter), e.g. 0.5).
     Shared,
     /// Keep [`HmcConfig::step_size`] throughout.
     Off,
@@ -97,6 +98,12 @@ pub struct HmcConfig {
     /// `N(0, M)` and the kinetic energy is `½ pᵀM⁻¹p`. Setting `M` to the inverse of the
     /// target's variances makes every direction look like unit scale. Default: the identity.
     pub mass: Option<Vec<f64>>,
+    /// Step-size jitter `j` in `[0, 1)`: every transition of every chain uses
+    /// `ε · (1 + j·u)`, `u ~ U(−1, 1)` drawn afresh, instead of `ε`. Drawn independently of
+    /// the state, so it keeps `π` invariant; it breaks the resonances of a fixed trajectory
+    /// length `L·ε` with the periods of near-Gaussian targets, which otherwise make the
+    /// acceptance a bumpy function of `ε` that adaptation cannot pin down. Default 0.
+    pub jitter: f64,
     /// Keep every [`thin`](Self::thin)-th state after warm-up in [`HmcOutput::trajectory`].
     /// Default false.
     pub keep_trajectory: bool,
@@ -116,6 +123,7 @@ impl Default for HmcConfig {
             target_accept: 0.65,
             adaptation: StepSizeAdaptation::PerChain,
             mass: None,
+            jitter: 0.0,
             keep_trajectory: false,
             thin: 1,
         }
@@ -130,6 +138,12 @@ impl HmcConfig {
         at_least_one("samples", self.samples)?;
         at_least_one("thin", self.thin)?;
         open_unit("target_accept", self.target_accept)?;
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(SamplerError::InvalidConfig {
+                field: "jitter",
+                reason: format!("must be in [0, 1), got {}", self.jitter),
+            });
+        }
         if let Some(mass) = &self.mass {
             if mass.is_empty() || mass.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
                 return Err(SamplerError::InvalidConfig {
@@ -152,7 +166,7 @@ pub struct HmcOutput {
     /// `log π` at those states, `[C]`.
     pub log_density: Tensor,
     /// The step size each chain used after warm-up, `[C]` (`f64`; equal entries unless the
-    /// adaptation is per chain).
+    /// adaptation is per chain), before [jitter](HmcConfig::jitter).
     pub step_size: Tensor,
     /// The fraction of post-warm-up proposals each chain accepted, `[C]` (`f64`).
     pub acceptance_rate: Tensor,
@@ -184,7 +198,7 @@ pub struct HmcOutput {
 /// A correlated Gaussian, its mean recovered from chains started far away:
 ///
 /// ```
-/// use genae_samplers::{Hmc, HmcConfig};
+/// use genae_samplers::{Hmc, HmcConfig, StepSizeAdaptation};
 /// use tch::{Device, Kind, Tensor};
 ///
 /// tch::manual_seed(0);
@@ -195,13 +209,20 @@ pub struct HmcOutput {
 ///     let c = z - &m;
 ///     Ok((c.matmul(&p) * &c).sum_dim_intlist(-1, false, Kind::Double) * -0.5)
 /// };
-/// let hmc = Hmc::new(HmcConfig { warmup: 100, samples: 100, ..Default::default() }).unwrap();
+/// let hmc = Hmc::new(HmcConfig {
+///     warmup: 200,
+///     samples: 100,
+///     adaptation: StepSizeAdaptation::Shared, // all chains sample the same distribution
+///     jitter: 0.5,
+///     ..Default::default()
+/// })
+/// .unwrap();
 /// let z0 = Tensor::full([200, 2], 10.0, (Kind::Double, Device::Cpu));
 /// let out = hmc.run(&target, &z0).unwrap();
 /// let mean = Vec::<f64>::try_from(out.state.mean_dim(0, false, Kind::Double)).unwrap();
 /// assert!((mean[0] - 1.0).abs() < 0.25 && (mean[1] + 2.0).abs() < 0.25);
 /// let accept = out.mean_accept_prob.mean(Kind::Double).double_value(&[]);
-/// assert!((accept - 0.65).abs() < 0.15);
+/// assert!((accept - 0.65).abs() < 0.05, "{accept}");
 /// ```
 #[derive(Clone, Debug)]
 pub struct Hmc {
@@ -262,6 +283,7 @@ impl Hmc {
                 StepSizeAdaptation::Off => Tensor::full([1], config.step_size, f64_opts),
                 _ => adapt.step_size(),
             };
+            let step = jittered(&step.expand([chains], false), config.jitter);
             let moved = transition(
                 &evaluate,
                 &mut point,
@@ -287,7 +309,6 @@ impl Hmc {
             _ if config.warmup == 0 => Tensor::full([chains], config.step_size, f64_opts),
             _ => adapt.averaged_step_size().expand([chains], false).copy(),
         };
-        let step_col = step_column(&step, z0.kind())?;
         let mut prob_sum = Tensor::zeros([chains], f64_opts);
         let mut accepted = Tensor::zeros([chains], f64_opts);
         let mut kept = Vec::new();
@@ -295,7 +316,7 @@ impl Hmc {
             let moved = transition(
                 &evaluate,
                 &mut point,
-                &step_col,
+                &step_column(&jittered(&step, config.jitter), z0.kind())?,
                 config.leapfrog_steps,
                 inv_mass.as_ref(),
             )?;
@@ -482,6 +503,15 @@ impl DualAveraging {
         self.log_step = (&self.h_bar * (-self.t.sqrt() / Self::GAMMA)) + self.mu;
         let w = self.t.powf(-Self::KAPPA);
         self.log_step_bar = &self.log_step * w + &self.log_step_bar * (1.0 - w);
+    }
+}
+
+/// `step · (1 + jitter·u)`, `u ~ U(−1, 1)` per entry; `step` itself when `jitter` is 0.
+fn jittered(step: &Tensor, jitter: f64) -> Tensor {
+    if jitter == 0.0 {
+        step.shallow_clone()
+    } else {
+        step * ((step.rand_like() * 2.0 - 1.0) * jitter + 1.0)
     }
 }
 

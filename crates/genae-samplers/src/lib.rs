@@ -21,7 +21,8 @@
 //! - annealed importance sampling with HMC transitions, [`ais`] (from a diagonal Gaussian to
 //!   any unnormalised density, for non-amortised models) and [`ais_log_likelihood`] (`log p(x)`
 //!   of any [`LatentVariableModel`](genae_zoo::LatentVariableModel), starting from the prior,
-//!   the model's `q(z|x)` or a given Gaussian, [`AisInitial`]): per-example estimates, log
+//!   the model's `q(z|x)` or a given Gaussian, [`AisInitial`]), with step sizes tuned by a
+//!   pilot run so the weights stay unbiased ([`AisAdaptation`]): per-example estimates, log
 //!   weights and their effective sample size in [`AisOutput`].
 //!
 //! The quantizer:
@@ -100,7 +101,9 @@ mod hmc;
 mod markov_chain;
 mod quantizer;
 
-pub use ais::{ais, ais_log_likelihood, AisConfig, AisInitial, AisOutput, AnnealingSchedule};
+pub use ais::{
+    ais, ais_log_likelihood, AisAdaptation, AisConfig, AisInitial, AisOutput, AnnealingSchedule,
+};
 
 pub use config::{CodebookUpdate, LossReduction, QuantizerConfig};
 pub use error::SamplerError;
