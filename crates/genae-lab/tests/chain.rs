@@ -57,6 +57,22 @@ fn config(out: &Path, extra: &[&str]) -> ValidConfig {
     ValidConfig::from_toml_str(TINY, "tiny.toml", &overrides).unwrap()
 }
 
+/// The data set of `TINY`, as the engine loads it (grey levels).
+fn shapes() -> genae_data::Dataset {
+    genae_data::shapes::shapes_dataset(
+        &genae_data::shapes::ShapesSpec {
+            image_size: 28,
+            n_scales: 6,
+            n_rotations: 40,
+            n_positions: 6,
+        },
+        300,
+        80,
+        0,
+    )
+    .unwrap()
+}
+
 fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
@@ -108,6 +124,31 @@ fn a_chain_run_writes_aligned_finite_arrays_and_reuses_its_classifier() {
     let report = std::fs::read_to_string(first.run_dir.join("report.html")).unwrap();
     assert!(report.contains("Markov chains") && report.contains("chain_strips.png"));
 
+    // `frechet_real` recomputed independently: the cached classifier's features of the first
+    // `chains` grey-level training images against those of all grey-level test images.
+    let cached =
+        load_or_train_classifier(&config(out.path(), &[]), &shapes(), Device::Cpu).unwrap();
+    assert!(!cached.trained_now);
+    let data = shapes();
+    let grey = |set: &genae_data::ImageSet, n: usize| {
+        let [c, h, w] = set.image_shape;
+        let bytes = &set.pixels[..n * c * h * w];
+        let x = Tensor::from_slice(bytes).to_kind(Kind::Float) / 255.0;
+        tch::no_grad(|| {
+            cached
+                .classifier
+                .features(&x.view([n as i64, c as i64, h as i64, w as i64]))
+                .unwrap()
+        })
+    };
+    let expected =
+        genae_estimators::frechet_distance(&grey(&data.train, 40), &grey(&data.test, 80)).unwrap();
+    let reported = chain["frechet_real"].as_f64().unwrap();
+    assert!(
+        (reported - expected).abs() < 1e-6 * expected.max(1.0),
+        "frechet_real {reported} vs {expected}"
+    );
+
     // The same config again: the classifier comes from the cache, and since the chain is
     // seeded on its own, every number repeats.
     let cache = classifier_cache_dir(&config(out.path(), &[]));
@@ -149,18 +190,7 @@ fn the_classifier_cache_is_reused_and_corrupt_files_are_named() {
     let _rng = torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
     let config = config(out.path(), &[]);
-    let data = genae_data::shapes::shapes_dataset(
-        &genae_data::shapes::ShapesSpec {
-            image_size: 28,
-            n_scales: 6,
-            n_rotations: 40,
-            n_positions: 6,
-        },
-        300,
-        80,
-        0,
-    )
-    .unwrap();
+    let data = shapes();
     let trained = load_or_train_classifier(&config, &data, Device::Cpu).unwrap();
     assert!(trained.trained_now);
     assert_eq!(trained.dir, classifier_cache_dir(&config));
