@@ -42,6 +42,9 @@ pub struct AaeSection {
     pub discriminator_learning_rate: f64,
     /// Adam learning rate of the generator (encoder) update.
     pub generator_learning_rate: f64,
+    /// Adam's first-moment decay β₁ of the discriminator and generator updates (0.9, PyTorch's
+    /// default; 0.5 is the usual choice for adversarial games).
+    pub adversarial_beta1: f64,
     /// Give the discriminator each example's one-hot label and draw its prior sample from that
     /// label's mixture component (needs a `gaussian_mixture` prior with one component per
     /// class).
@@ -56,6 +59,7 @@ impl Default for AaeSection {
             discriminator_hidden: vec![512, 512],
             discriminator_learning_rate: 1e-4,
             generator_learning_rate: 5e-4,
+            adversarial_beta1: 0.9,
             condition_on_labels: false,
         }
     }
@@ -92,6 +96,12 @@ impl AaeSection {
                     format!("must be a positive finite number, got {lr}"),
                 ));
             }
+        }
+        if !(0.0..1.0).contains(&self.adversarial_beta1) {
+            return Err(invalid(
+                "aae.adversarial_beta1",
+                format!("must be in [0, 1), got {}", self.adversarial_beta1),
+            ));
         }
         if self.condition_on_labels && !matches!(self.prior, LatentPrior::GaussianMixture { .. }) {
             return Err(invalid(
@@ -290,8 +300,10 @@ pub(crate) fn train_and_evaluate(
     let lr = f.train.learning_rate;
     let mut reconstruct_encoder = Adam::new(&players.encoder, lr);
     let mut reconstruct_decoder = Adam::new(&players.decoder, lr);
-    let mut discriminate = Adam::new(&players.discriminator, a.discriminator_learning_rate);
-    let mut generate = Adam::new(&players.encoder, a.generator_learning_rate);
+    let mut discriminate = Adam::new(&players.discriminator, a.discriminator_learning_rate)
+        .with_beta1(a.adversarial_beta1);
+    let mut generate =
+        Adam::new(&players.encoder, a.generator_learning_rate).with_beta1(a.adversarial_beta1);
 
     let done = if resume {
         let done = load_training_checkpoint(

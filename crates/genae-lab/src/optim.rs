@@ -48,6 +48,13 @@ impl Adam {
         }
     }
 
+    /// The same with first-moment decay `beta1` (PyTorch's default 0.9; adversarial players
+    /// are often trained with 0.5).
+    pub fn with_beta1(mut self, beta1: f64) -> Self {
+        self.beta1 = beta1;
+        self
+    }
+
     /// Updates taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
