@@ -14,7 +14,11 @@
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
 //!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
 //!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
-//!   the prior), which latent-space Markov chains program against.
+//!   the prior), which latent-space Markov chains program against;
+//! - VQ-VAE parts: the strided-convolution [`VqEncoder`] / [`VqDecoder`] ([`VqNetConfig`]),
+//!   the [`GatedPixelCnn`] prior over code grids ([`PixelCnnConfig`]) and the
+//!   [`discretized_gaussian_log_prob`] of 8-bit data (the quantizer itself is in
+//!   genae-samplers).
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -55,7 +59,9 @@ mod mlp;
 mod model;
 mod networks;
 mod pca;
+mod pixelcnn;
 mod vae;
+mod vqvae_nets;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
@@ -68,7 +74,9 @@ pub use mlp::{Activation, Mlp};
 pub use model::{GenerativeDecoder, LatentVariableModel};
 pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
 pub use pca::Pca;
+pub use pixelcnn::{GatedPixelCnn, PixelCnnConfig};
 pub use vae::{BernoulliDecoder, Vae, VaeOutput};
+pub use vqvae_nets::{discretized_gaussian_log_prob, VqDecoder, VqEncoder, VqNetConfig};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ZooError>;
