@@ -9,6 +9,8 @@ use genae_tensor::{Corruption, DeviceSpec};
 use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::vq_config::{PriorSection, VqSection};
+
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,12 +79,16 @@ pub const SHAPES: &str = "shapes";
 pub enum ModelKind {
     /// The VAE of genae-zoo (Gaussian encoder, Bernoulli decoder).
     Vae,
+    /// VQ-VAE (van den Oord et al., 2017): the networks of `[vq]`, the straight-through
+    /// quantizer of genae-samplers, then a gated PixelCNN prior over the code grids (`[prior]`).
+    Vqvae,
 }
 
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Vae => f.write_str("vae"),
+            Self::Vqvae => f.write_str("vqvae"),
         }
     }
 }
@@ -124,6 +130,12 @@ pub struct ConfigFile {
     pub train: TrainSection,
     /// Evaluation and pictures.
     pub eval: EvalSection,
+    /// VQ-VAE networks and quantizer (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vq: Option<VqSection>,
+    /// The VQ-VAE's PixelCNN prior (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorSection>,
 }
 
 /// `[data]`.
@@ -252,6 +264,8 @@ impl Default for ConfigFile {
             model: ModelSection::default(),
             train: TrainSection::default(),
             eval: EvalSection::default(),
+            vq: None,
+            prior: None,
         }
     }
 }
@@ -392,7 +406,7 @@ impl ValidConfig {
 
 impl ConfigFile {
     /// Checks ranges and cross-field constraints once, naming the first bad field.
-    pub fn validate(self) -> Result<ValidConfig> {
+    pub fn validate(mut self) -> Result<ValidConfig> {
         fn check(ok: bool, field: &'static str, reason: impl FnOnce() -> String) -> Result<()> {
             if ok {
                 Ok(())
@@ -560,6 +574,32 @@ impl ConfigFile {
                 )
             },
         )?;
+        match self.model.kind {
+            ModelKind::Vae => {
+                check(self.vq.is_none(), "vq", || {
+                    "applies only to model.kind = \"vqvae\"".into()
+                })?;
+                check(self.prior.is_none(), "prior", || {
+                    "applies only to model.kind = \"vqvae\"".into()
+                })?;
+            }
+            ModelKind::Vqvae => {
+                check(
+                    d.binarize == Binarization::None,
+                    "data.binarize",
+                    || {
+                        "must be \"none\" for model.kind = \"vqvae\" (it models 8-bit grey levels)"
+                            .into()
+                    },
+                )?;
+                let vq = self.vq.get_or_insert_with(VqSection::default);
+                vq.validate(shapes.then_some(d.image_size as i64))?;
+                let num_codes = vq.quantizer.num_codes;
+                self.prior
+                    .get_or_insert_with(PriorSection::default)
+                    .validate(num_codes)?;
+            }
+        }
         Ok(ValidConfig { file: self, device })
     }
 }

@@ -43,6 +43,9 @@ pub enum LabError {
     /// An estimator problem.
     #[error(transparent)]
     Estimator(#[from] genae_estimators::EstimatorError),
+    /// A quantizer problem (VQ-VAE runs).
+    #[error(transparent)]
+    Sampler(#[from] genae_samplers::SamplerError),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -142,6 +145,12 @@ pub struct RunSummary {
     pub train: TrainTotals,
     /// Peak resident memory of the process, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mb: Option<f64>,
+    /// Codebook figures of a VQ-VAE run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vq: Option<crate::vqvae_run::VqSummary>,
+    /// The PixelCNN prior of a VQ-VAE run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior: Option<crate::vqvae_run::PriorSummary>,
 }
 
 /// Final test numbers in [`RunSummary`].
@@ -156,8 +165,20 @@ pub struct TestSummary {
     /// The importance-sampled log-likelihood estimate `L_k` (when `eval.log_likelihood_k > 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_likelihood: Option<LogLikelihoodSummary>,
-    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01).
-    pub active_units: usize,
+    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01); VAE only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_units: Option<usize>,
+    /// Mean over test images and pixels of `(x − x̂)²`, pixel values in `[0, 1]`, `x̂` the
+    /// decoder mean of the encoder's mean (VAE) or of the quantised code grid (VQ-VAE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruction_mse: Option<f64>,
+    /// VQ-VAE: `(−log p(x|z_q) − log p(z_q)) / (D ln 2)` on the test set, the reconstruction
+    /// under the discretised Gaussian plus the PixelCNN's code NLL, in bits per pixel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_dim: Option<f64>,
+    /// VQ-VAE: the PixelCNN prior's mean test NLL `−log p(z_q)`, nats per code grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_nll: Option<f64>,
     /// The denoising bound `L_dvae` on the test set (runs with `objective = "dvae"`), beside
     /// the clean-input ELBO above.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,13 +216,13 @@ pub struct TrainTotals {
 }
 
 /// A data split as one `[N, D]` float tensor on the device, values in `[0, 1]`.
-struct DeviceSplit {
-    x: Tensor,
-    n: i64,
+pub(crate) struct DeviceSplit {
+    pub(crate) x: Tensor,
+    pub(crate) n: i64,
 }
 
 impl DeviceSplit {
-    fn new(set: &ImageSet, device: Device) -> Result<Self, LabError> {
+    pub(crate) fn new(set: &ImageSet, device: Device) -> Result<Self, LabError> {
         let n = set.len() as i64;
         let d = set.image_len() as i64;
         Ok(Self {
@@ -212,21 +233,21 @@ impl DeviceSplit {
 }
 
 /// The splits a run uses, after truncation, binarisation and the validation hold-out.
-struct PreparedData {
-    name: String,
-    train: Arc<ImageSet>,
-    validation: Option<ImageSet>,
-    test: ImageSet,
-    class_names: Vec<String>,
+pub(crate) struct PreparedData {
+    pub(crate) name: String,
+    pub(crate) train: Arc<ImageSet>,
+    pub(crate) validation: Option<ImageSet>,
+    pub(crate) test: ImageSet,
+    pub(crate) class_names: Vec<String>,
     /// Binarise every training batch afresh.
-    dynamic: bool,
+    pub(crate) dynamic: bool,
 }
 
 /// Seed streams kept apart so that the draws of one split never depend on another's size.
 const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
 const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
 
-fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
+pub(crate) fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
     let d = &config.file().data;
     let mut dataset = if d.dataset == SHAPES {
         let spec = ShapesSpec {
@@ -306,6 +327,24 @@ impl TermSums {
             kl: mean(&self.kl),
         }
     }
+}
+
+/// Mean over a split's images and pixels of `(x − x̂)²`, `x̂` the decoder mean of the
+/// encoder's mean.
+fn reconstruction_mse(vae: &Vae, split: &DeviceSplit, batch_size: i64) -> Result<f64, LabError> {
+    let mut total = 0.0;
+    let mut start = 0;
+    while start < split.n {
+        let len = batch_size.min(split.n - start);
+        let x = split.x.narrow(0, start, len);
+        let x_hat = vae.reconstruct(&x)?;
+        total += (x_hat.view_as(&x) - &x)
+            .square()
+            .sum(Kind::Double)
+            .double_value(&[]);
+        start += len;
+    }
+    Ok(total / (split.n.max(1) * split.x.size()[1]) as f64)
 }
 
 fn evaluate(vae: &Vae, split: &DeviceSplit, batch_size: i64) -> Result<SplitMetrics, LabError> {
@@ -390,7 +429,7 @@ fn check_finite(metrics: &SplitMetrics, epoch: usize, step: u64) -> Result<(), L
     Ok(())
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metrics always serialise")
 }
 
@@ -419,7 +458,7 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
 }
 
 /// The seed of epoch `epoch`'s generator (epoch 0: the final evaluation's).
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(epoch as u64)
         .rotate_left(17)
@@ -537,6 +576,9 @@ fn train_and_evaluate(
     resume: bool,
 ) -> Result<RunSummary, LabError> {
     let f = config.file();
+    if f.model.kind == crate::ModelKind::Vqvae {
+        return crate::vqvae_run::train_vqvae(config, run_dir, resume);
+    }
     let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
     if f.threads > 0 {
         tch::set_num_threads(f.threads as i32);
@@ -771,9 +813,14 @@ fn train_and_evaluate(
             reconstruction: last_test.reconstruction,
             kl: last_test.kl,
             log_likelihood,
-            active_units: au.count,
+            active_units: Some(au.count),
+            reconstruction_mse: Some(reconstruction_mse(&vae, &test, f.eval.batch_size as i64)?),
+            bits_per_dim: None,
+            prior_nll: None,
             dvae_bound,
         },
+        vq: None,
+        prior: None,
         peak_rss_mb: peak_rss_mb(),
         train: TrainTotals {
             epochs: f.train.epochs,
@@ -816,7 +863,7 @@ fn write_pictures(
 }
 
 /// Saves the parameters as `model.safetensors`, through a temporary file and a rename.
-fn save_checkpoint(vs: &nn::VarStore, run_dir: &RunDir) -> Result<(), LabError> {
+pub(crate) fn save_checkpoint(vs: &nn::VarStore, run_dir: &RunDir) -> Result<(), LabError> {
     let name = "model.safetensors";
     let tmp = run_dir.temporary(name);
     let tmp = tmp.with_extension("safetensors");
@@ -874,7 +921,7 @@ fn log_likelihood_batch(k: i64, chunk: i64) -> i64 {
 }
 
 /// Peak resident set size of this process (`VmHWM`), in MiB.
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

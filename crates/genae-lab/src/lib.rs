@@ -33,6 +33,8 @@ mod plots;
 mod progress;
 mod report;
 mod run_dir;
+mod vq_config;
+mod vqvae_run;
 
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use config::{
@@ -46,3 +48,5 @@ pub use engine::{
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
+pub use vq_config::{PriorSection, VqSection};
+pub use vqvae_run::{PriorSummary, VqSummary};
