@@ -27,7 +27,10 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
-    ("fashion-vqvae", include_str!("../configs/fashion-vqvae.toml")),
+    (
+        "fashion-vqvae",
+        include_str!("../configs/fashion-vqvae.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (

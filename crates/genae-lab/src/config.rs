@@ -584,14 +584,10 @@ impl ConfigFile {
                 })?;
             }
             ModelKind::Vqvae => {
-                check(
-                    d.binarize == Binarization::None,
-                    "data.binarize",
-                    || {
-                        "must be \"none\" for model.kind = \"vqvae\" (it models 8-bit grey levels)"
-                            .into()
-                    },
-                )?;
+                check(d.binarize == Binarization::None, "data.binarize", || {
+                    "must be \"none\" for model.kind = \"vqvae\" (it models 8-bit grey levels)"
+                        .into()
+                })?;
                 let vq = self.vq.get_or_insert_with(VqSection::default);
                 vq.validate(shapes.then_some(d.image_size as i64))?;
                 let num_codes = vq.quantizer.num_codes;

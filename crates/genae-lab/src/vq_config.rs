@@ -169,3 +169,78 @@ impl PriorSection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, ModelKind, ValidConfig};
+
+    fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
+        ValidConfig::from_toml_str(text, "test.toml", &[])
+    }
+
+    fn field_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { field, .. } => field.to_string(),
+            other => panic!("expected an Invalid error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn vqvae_gets_default_sections_and_vae_gets_none() {
+        let config = parse("[model]\nkind = \"vqvae\"\n").unwrap();
+        let f = config.file();
+        assert_eq!(f.model.kind, ModelKind::Vqvae);
+        assert_eq!(f.vq.as_ref().unwrap(), &super::VqSection::default());
+        assert_eq!(f.prior.as_ref().unwrap(), &super::PriorSection::default());
+        // The resolved TOML names them, and reads back to the same config.
+        let text = config.to_toml();
+        assert!(
+            text.contains("[vq.quantizer]") && text.contains("[prior]"),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap().file(), f);
+        let vae = parse("").unwrap();
+        assert!(vae.file().vq.is_none() && !vae.to_toml().contains("[vq"));
+    }
+
+    #[test]
+    fn vqvae_fields_are_checked_and_named() {
+        for (text, field) in [
+            (
+                "[model]\nkind = \"vqvae\"\n[data]\nbinarize = \"static\"\n",
+                "data.binarize",
+            ),
+            ("[vq]\nhidden_channels = 8\n", "vq"),
+            ("[prior]\nepochs = 2\n", "prior"),
+            (
+                "[model]\nkind = \"vqvae\"\n[vq.quantizer]\nnum_codes = 0\n",
+                "vq.quantizer",
+            ),
+            (
+                "[model]\nkind = \"vqvae\"\n[vq]\nhidden_channels = 0\n",
+                "vq",
+            ),
+            ("[model]\nkind = \"vqvae\"\n[data]\nimage_size = 18\n", "vq"),
+            (
+                "[model]\nkind = \"vqvae\"\n[prior]\nkernel_size = 4\n",
+                "prior",
+            ),
+            (
+                "[model]\nkind = \"vqvae\"\n[prior]\nepochs = 0\n",
+                "prior.epochs",
+            ),
+            (
+                "[model]\nkind = \"vqvae\"\n[prior]\nlearning_rate = -1.0\n",
+                "prior.learning_rate",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            let message = err.to_string();
+            assert_eq!(field_of(err), field, "{text}: {message}");
+        }
+        let err = parse("[model]\nkind = \"vqvae\"\n[vq]\nwidth = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("width") && err.contains("vq"), "{err}");
+    }
+}

@@ -143,7 +143,10 @@ impl VqModel {
             let mut codes = Vec::new();
             let mut sse = 0.0;
             let mut log_prob = 0.0;
-            let mut usage = Tensor::zeros([self.quantizer.num_codes()], (Kind::Int64, split.x.device()));
+            let mut usage = Tensor::zeros(
+                [self.quantizer.num_codes()],
+                (Kind::Int64, split.x.device()),
+            );
             let mut start = 0;
             while start < split.n {
                 let len = batch_size.min(split.n - start);
@@ -217,7 +220,8 @@ pub(crate) fn train_vqvae(
     if resume {
         return Err(LabError::Checkpoint {
             path: run_dir.path().to_path_buf(),
-            reason: "runs with model.kind = \"vqvae\" cannot be resumed yet; start a new run".into(),
+            reason: "runs with model.kind = \"vqvae\" cannot be resumed yet; start a new run"
+                .into(),
         });
     }
     let f = config.file();
@@ -292,7 +296,9 @@ pub(crate) fn train_vqvae(
         for (b, batch) in batches.enumerate() {
             let len = batch.len();
             let x = tensor_from_u8_images(&batch.pixels, &[len as i64, input_dim], device)?;
-            let out = model.quantizer.forward_t(&model.encoder.encode(&x)?, true)?;
+            let out = model
+                .quantizer
+                .forward_t(&model.encoder.encode(&x)?, true)?;
             let x_hat = model.decoder.decode(&out.quantized)?.view_as(&x);
             let squares = (&x_hat - &x).square().sum(Kind::Float);
             let loss = &squares / len as f64 + out.loss();
@@ -453,7 +459,12 @@ pub(crate) fn train_vqvae(
         last_prior_train = total.double_value(&[]) / n_codes as f64;
         last_prior_test = mean_prior_nll(&prior, &test_codes, eval_batch)?;
         if !last_prior_train.is_finite() || !last_prior_test.is_finite() {
-            return Err(non_finite("PixelCNN NLL", last_prior_test, epoch, prior_step));
+            return Err(non_finite(
+                "PixelCNN NLL",
+                last_prior_test,
+                epoch,
+                prior_step,
+            ));
         }
         let line = PriorEpochMetrics {
             phase: "prior",
