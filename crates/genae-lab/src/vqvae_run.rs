@@ -9,7 +9,7 @@
 //! commitment (and, without EMA, codebook) loss. For bits/dim the decoder's likelihood is the
 //! **discretised Gaussian** `p(x|z_q)` over the 256 grey levels with mean `x̂` and one shared
 //! standard deviation `σ` ([`genae_zoo::discretized_gaussian_log_prob`]), a proper
-//! distribution over the data; `σ² ` is the maximum-likelihood variance of the continuous
+//! distribution over the data; `σ²` is the maximum-likelihood variance of the continuous
 //! Gaussian on the training set after phase 1, i.e. the training-set mean squared error
 //! (`vq.reconstruction_sigma` in `summary.json`). With the one-hot posterior of VQ-VAE
 //! (`q(z|x) = 1` at `z_q`, entropy 0), the ELBO is `log p(x|z_q) + log p(z_q)` and
@@ -399,11 +399,12 @@ pub(crate) fn train_vqvae(
     let test_mse = encoded_test.sse / (test.n as f64 * input_dim as f64);
     let (test_perplexity, test_codes_used) = perplexity_and_used(&encoded_test.usage)?;
     let test_rec_nll = -encoded_test.log_prob.unwrap_or(f64::NAN) / test.n as f64;
-    let train_rec_nll = -tch::no_grad(|| -> Result<f64, LabError> {
-        // The training set's log p(x|z_q) with the same σ, for train.last_epoch.
-        let again = model.encode_split(&train_split, eval_batch, Some(sigma))?;
-        Ok(again.log_prob.unwrap_or(f64::NAN) / train_split.n as f64)
-    })?;
+    // The training set's log p(x|z_q) with the same σ, for train.last_epoch.
+    let train_rec_nll = -model
+        .encode_split(&train_split, eval_batch, Some(sigma))?
+        .log_prob
+        .unwrap_or(f64::NAN)
+        / train_split.n as f64;
     drop(train_split);
 
     // Phase 2: the PixelCNN prior over the training codes.
@@ -573,7 +574,6 @@ pub(crate) fn train_vqvae(
          nats/grid, {:.4} bits/dim",
         bits(test_rec_nll + last_prior_test)
     );
-    let _ = train_mse;
     let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
     run_dir.write_atomic("summary.json", json.as_bytes())?;
     crate::report::write_report(&run_dir)?;
