@@ -18,6 +18,13 @@
 //! | `report.html` | all of the above on one self-contained page ([`write_report`]) |
 //! | `model.safetensors` | the parameters (at the end, and every `eval.every` epochs) |
 //!
+//! With `model.kind = "vqvae"` the engine trains a VQ-VAE (`[vq]`, the quantizer of
+//! genae-samplers) and then a gated PixelCNN prior over its code grids (`[prior]`); the run
+//! directory then holds one `metrics.jsonl` line per epoch of each phase (`"phase": "vqvae"` or
+//! `"prior"`), `summary.json` with `vq` ([`VqSummary`]), `prior` ([`PriorSummary`]) and
+//! `test.{reconstruction_mse, bits_per_dim, prior_nll}`, `samples.png` (decoded PixelCNN
+//! samples), `reconstructions.png`, `model.safetensors` and `prior.safetensors`.
+//!
 //! ```no_run
 //! use genae_lab::{run_experiment, ValidConfig};
 //! let config = ValidConfig::from_toml_str("[train]\nepochs = 2\n", "inline", &[]).unwrap();

@@ -57,7 +57,11 @@ fn pixelcnn_is_causal_without_a_blind_spot() {
             .abs()
             .max()
             .double_value(&[]);
-        assert_eq!(diff, 0.0, "position {p} depends on a position ≥ {p}");
+        // (A tolerance only for rounding: a leak moves logits by orders of magnitude more.)
+        assert!(
+            diff < 1e-6,
+            "position {p} depends on a position ≥ {p} ({diff})"
+        );
         // Every single earlier position q, changed alone, moves the logits at p.
         for q in 0..p {
             let changed = base.copy();
@@ -72,8 +76,8 @@ fn pixelcnn_is_causal_without_a_blind_spot() {
                 .max()
                 .double_value(&[]);
             assert!(
-                diff > 1e-6,
-                "position {p} does not see position {q} (blind spot)"
+                diff > 1e-4,
+                "position {p} does not see position {q} (blind spot, {diff})"
             );
         }
     }
