@@ -521,8 +521,12 @@ pub(crate) fn train_and_evaluate(
             reconstruction_mse: Some(mse),
             log_likelihood: None,
             active_units: None,
+            bits_per_dim: None,
+            prior_nll: None,
             dvae_bound: None,
         },
+        vq: None,
+        prior: None,
         aae: prior_mmd.map(|m| AaeSummary {
             prior: a.prior.name().to_string(),
             prior_mmd: m.mmd2,

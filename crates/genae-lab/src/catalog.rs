@@ -40,12 +40,17 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         "fashion-dvae-chain",
         include_str!("../configs/fashion-dvae-chain.toml"),
     ),
+    (
+        "fashion-vqvae",
+        include_str!("../configs/fashion-vqvae.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (
         "regress-conv-logistic",
         include_str!("../configs/regress-conv-logistic.toml"),
     ),
+    ("tiny-vqvae", include_str!("../configs/tiny-vqvae.toml")),
 ];
 
 /// The TOML text of a shipped config.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aae_run::AaeSection;
 use crate::chains::ChainSection;
+use crate::vq_config::{PriorSection, VqSection};
 
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,9 @@ pub enum ModelKind {
     Vae,
     /// The adversarial autoencoder of genae-zoo (settings in `[aae]`).
     Aae,
+    /// VQ-VAE (van den Oord et al., 2017): the networks of `[vq]`, the straight-through
+    /// quantizer of genae-samplers, then a gated PixelCNN prior over the code grids (`[prior]`).
+    Vqvae,
 }
 
 impl fmt::Display for ModelKind {
@@ -89,6 +93,7 @@ impl fmt::Display for ModelKind {
         match self {
             Self::Vae => f.write_str("vae"),
             Self::Aae => f.write_str("aae"),
+            Self::Vqvae => f.write_str("vqvae"),
         }
     }
 }
@@ -135,6 +140,12 @@ pub struct ConfigFile {
     pub aae: AaeSection,
     /// Markov-chain sampling from the trained model, measured (off unless `enabled`).
     pub chain: ChainSection,
+    /// VQ-VAE networks and quantizer (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vq: Option<VqSection>,
+    /// The VQ-VAE's PixelCNN prior (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorSection>,
 }
 
 /// `[data]`.
@@ -265,6 +276,8 @@ impl Default for ConfigFile {
             eval: EvalSection::default(),
             aae: AaeSection::default(),
             chain: ChainSection::default(),
+            vq: None,
+            prior: None,
         }
     }
 }
@@ -405,7 +418,7 @@ impl ValidConfig {
 
 impl ConfigFile {
     /// Checks ranges and cross-field constraints once, naming the first bad field.
-    pub fn validate(self) -> Result<ValidConfig> {
+    pub fn validate(mut self) -> Result<ValidConfig> {
         fn check(ok: bool, field: &'static str, reason: impl FnOnce() -> String) -> Result<()> {
             if ok {
                 Ok(())
@@ -577,6 +590,28 @@ impl ConfigFile {
             },
         )?;
         self.chain.validate()?;
+        match self.model.kind {
+            ModelKind::Vae | ModelKind::Aae => {
+                check(self.vq.is_none(), "vq", || {
+                    "applies only to model.kind = \"vqvae\"".into()
+                })?;
+                check(self.prior.is_none(), "prior", || {
+                    "applies only to model.kind = \"vqvae\"".into()
+                })?;
+            }
+            ModelKind::Vqvae => {
+                check(d.binarize == Binarization::None, "data.binarize", || {
+                    "must be \"none\" for model.kind = \"vqvae\" (it models 8-bit grey levels)"
+                        .into()
+                })?;
+                let vq = self.vq.get_or_insert_with(VqSection::default);
+                vq.validate(shapes.then_some(d.image_size as i64))?;
+                let num_codes = vq.quantizer.num_codes;
+                self.prior
+                    .get_or_insert_with(PriorSection::default)
+                    .validate(num_codes)?;
+            }
+        }
         Ok(ValidConfig { file: self, device })
     }
 }

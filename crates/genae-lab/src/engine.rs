@@ -43,7 +43,7 @@ pub enum LabError {
     /// An estimator problem.
     #[error(transparent)]
     Estimator(#[from] genae_estimators::EstimatorError),
-    /// A sampler problem (the Markov chains of `[chain]`).
+    /// A sampler problem (Markov chains, HMC and AIS, the VQ-VAE quantizer).
     #[error("sampler: {0}")]
     Sampler(#[from] genae_samplers::SamplerError),
     /// An error reported by libtorch.
@@ -151,6 +151,12 @@ pub struct RunSummary {
     /// The Markov-chain evaluation (when `[chain]` is enabled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<crate::chains::ChainSummary>,
+    /// Codebook figures of a VQ-VAE run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vq: Option<crate::vqvae_run::VqSummary>,
+    /// The PixelCNN prior of a VQ-VAE run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior: Option<crate::vqvae_run::PriorSummary>,
 }
 
 /// Final test numbers in [`RunSummary`].
@@ -171,9 +177,16 @@ pub struct TestSummary {
     /// The importance-sampled log-likelihood estimate `L_k` (when `eval.log_likelihood_k > 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_likelihood: Option<LogLikelihoodSummary>,
-    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01; VAEs).
+    /// Latent dimensions whose posterior mean varies over the test set (Cov > 0.01); VAE only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_units: Option<usize>,
+    /// VQ-VAE: `(−log p(x|z_q) − log p(z_q)) / (D ln 2)` on the test set, the reconstruction
+    /// under the discretised Gaussian plus the PixelCNN's code NLL, in bits per pixel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_dim: Option<f64>,
+    /// VQ-VAE: the PixelCNN prior's mean test NLL `−log p(z_q)`, nats per code grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_nll: Option<f64>,
     /// The denoising bound `L_dvae` on the test set (runs with `objective = "dvae"`), beside
     /// the clean-input ELBO above.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -590,6 +603,9 @@ fn train_and_evaluate(
         return crate::aae_run::train_and_evaluate(config, run_dir, resume);
     }
     let f = config.file();
+    if f.model.kind == crate::ModelKind::Vqvae {
+        return crate::vqvae_run::train_vqvae(config, run_dir, resume);
+    }
     let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
     if f.threads > 0 {
         tch::set_num_threads(f.threads as i32);
@@ -829,9 +845,13 @@ fn train_and_evaluate(
             reconstruction_mse: Some(reconstruction_mse(&vae, &test, f.eval.batch_size as i64)?),
             log_likelihood,
             active_units: Some(au.count),
+            bits_per_dim: None,
+            prior_nll: None,
             dvae_bound,
         },
         aae: None,
+        vq: None,
+        prior: None,
         peak_rss_mb: peak_rss_mb(),
         chain,
         train: TrainTotals {

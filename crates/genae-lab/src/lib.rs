@@ -24,6 +24,13 @@
 //! `<output_dir>/classifiers/`, see [`load_or_train_classifier`]) and the latent MMD of
 //! Markov-chain samples at each listed step, as arrays aligned with `chain.steps`.
 //!
+//! With `model.kind = "vqvae"` the engine trains a VQ-VAE (`[vq]`, the quantizer of
+//! genae-samplers) and then a gated PixelCNN prior over its code grids (`[prior]`); the run
+//! directory then holds one `metrics.jsonl` line per epoch of each phase (`"phase": "vqvae"` or
+//! `"prior"`), `summary.json` with `vq` ([`VqSummary`]), `prior` ([`PriorSummary`]) and
+//! `test.{reconstruction_mse, bits_per_dim, prior_nll}`, `samples.png` (decoded PixelCNN
+//! samples), `reconstructions.png`, `model.safetensors` and `prior.safetensors`.
+//!
 //! ```no_run
 //! use genae_lab::{run_experiment, ValidConfig};
 //! let config = ValidConfig::from_toml_str("[train]\nepochs = 2\n", "inline", &[]).unwrap();
@@ -43,6 +50,8 @@ mod plots;
 mod progress;
 mod report;
 mod run_dir;
+mod vq_config;
+mod vqvae_run;
 
 pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
@@ -67,3 +76,5 @@ pub use inference::{
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
+pub use vq_config::{PriorSection, VqSection};
+pub use vqvae_run::{PriorSummary, VqSummary};

@@ -20,6 +20,10 @@
 //!   the prior), which latent-space Markov chains program against;
 //! - a small convolutional [`Classifier`] ([`ClassifierConfig`]) whose penultimate features
 //!   feed the Fréchet distance between generated and real images.
+//! - VQ-VAE parts: the strided-convolution [`VqEncoder`] / [`VqDecoder`] ([`VqNetConfig`]),
+//!   the [`GatedPixelCnn`] prior over code grids ([`PixelCnnConfig`]) and the
+//!   [`discretized_gaussian_log_prob`] of 8-bit data (the quantizer itself is in
+//!   genae-samplers).
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -62,8 +66,10 @@ mod mlp;
 mod model;
 mod networks;
 mod pca;
+mod pixelcnn;
 mod prior;
 mod vae;
+mod vqvae_nets;
 
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
@@ -78,8 +84,10 @@ pub use mlp::{Activation, Mlp};
 pub use model::{GenerativeDecoder, LatentVariableModel};
 pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
 pub use pca::Pca;
+pub use pixelcnn::{GatedPixelCnn, PixelCnnConfig};
 pub use prior::LatentPrior;
 pub use vae::{BernoulliDecoder, Vae, VaeOutput};
+pub use vqvae_nets::{discretized_gaussian_log_prob, VqDecoder, VqEncoder, VqNetConfig};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ZooError>;

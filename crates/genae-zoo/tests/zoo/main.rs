@@ -5,6 +5,7 @@ mod config;
 mod conv_shapes;
 mod likelihoods;
 mod pca;
+mod pixelcnn;
 mod training;
 
 use tch::{Device, Kind, Tensor};
