@@ -45,6 +45,7 @@
 //! [`DiagGaussian`]: genae_tensor::DiagGaussian
 
 mod aae;
+mod avb;
 mod autoencoder;
 mod autoencoding;
 mod config;
@@ -60,6 +61,10 @@ mod prior;
 mod vae;
 
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
+pub use avb::{
+    Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, NoiseInjection,
+    PosteriorMoments, AVB_MIN_STD,
+};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
