@@ -19,6 +19,10 @@
 //! - [`dvae`], [`dvae_bound`]: the denoising bound `L_dvae` of the DVAE (Im et al., 2017):
 //!   the encoder sees `M` corrupted copies `x̃ ~ C(x̃|x)` (a [`Corruption`](genae_tensor::Corruption)),
 //!   the decoder scores the clean `x` with `K` latent samples per copy;
+//! - [`quadrature_log_likelihood`] (exact `log p(x)` on a latent grid),
+//!   [`importance_sampled_log_likelihood`] (a Gaussian proposal, e.g. AVB's moment-matched one),
+//!   [`knn_entropy`] and [`knn_kl_to_standard_normal`] (k-nearest-neighbour estimates for
+//!   distributions known only by samples): for encoders without a density;
 //! - [`active_units`]: the number of latent dimensions the encoder actually uses;
 //! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
@@ -47,6 +51,7 @@ mod dvae;
 mod elbo;
 mod error;
 mod iwae;
+mod latent_integrals;
 mod objective;
 mod sample_quality;
 mod sampling;
@@ -58,6 +63,10 @@ pub use error::EstimatorError;
 pub use iwae::{
     bits_per_dim, evaluate_log_likelihood, iwae_bound, iwae_log_weights, log_likelihood_estimate,
     LogLikelihoodOptions,
+};
+pub use latent_integrals::{
+    importance_sampled_log_likelihood, knn_entropy, knn_kl_to_standard_normal,
+    quadrature_log_likelihood, QuadratureOptions, MAX_QUADRATURE_POINTS,
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
 pub use sample_quality::{
