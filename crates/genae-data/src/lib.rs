@@ -26,6 +26,7 @@
 pub mod batch;
 pub mod formats;
 pub mod registry;
+pub mod avb_toy;
 pub mod shapes;
 pub mod transforms;
 

@@ -509,6 +509,8 @@ pub(crate) fn train_and_evaluate(
             log_likelihood: None,
             active_units: None,
             dvae_bound: None,
+            exact_log_likelihood: None,
+            aggregate_kl: None,
         },
         aae: prior_mmd.map(|m| AaeSummary {
             prior: a.prior.name().to_string(),
@@ -517,6 +519,7 @@ pub(crate) fn train_and_evaluate(
             prior_mmd_points: n_mmd,
             last_epoch: last_train,
         }),
+        avb: None,
         peak_rss_mb: peak_rss_mb(),
         train: TrainTotals {
             epochs: f.train.epochs,

@@ -26,6 +26,7 @@
 //! ```
 
 mod aae_run;
+mod avb_run;
 mod catalog;
 mod config;
 mod engine;
@@ -36,10 +37,11 @@ mod report;
 mod run_dir;
 
 pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
+pub use avb_run::{AvbSection, AvbSummary, AvbTrainMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
-    ObjectiveKind, TrainSection, ValidConfig, SHAPES,
+    ObjectiveKind, TrainSection, ValidConfig, AVB_TOY, SHAPES,
 };
 pub use engine::{
     resume_experiment, run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary,
