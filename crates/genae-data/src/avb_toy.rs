@@ -55,7 +55,10 @@ mod tests {
             counts[l as usize] += 1;
         }
         // Each count is Binomial(40000, ¼): sd ≈ 87.
-        assert!(counts.iter().all(|&c| c.abs_diff(10_000) < 400), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(10_000) < 400),
+            "{counts:?}"
+        );
         assert_eq!(a, avb_toy_dataset(40_000, 4, 3).unwrap());
         assert_ne!(a.train, avb_toy_dataset(40_000, 4, 4).unwrap().train);
         assert_eq!(a.test.labels, vec![0, 1, 2, 3]);

@@ -270,7 +270,7 @@ pub fn knn_entropy(samples: &Tensor, k: i64) -> Result<f64> {
         let len = block.min(n - start);
         let rows = z.narrow(0, start, len);
         let mut dist = Tensor::cdist(&rows, &z, 2.0, None::<i64>); // [len, n]
-                                                         // Exclude each sample's distance to itself.
+                                                                   // Exclude each sample's distance to itself.
         let idx = Tensor::arange_start(start, start + len, (Kind::Int64, z.device())).unsqueeze(1);
         let _ = dist.scatter_value_(1, &idx, f64::INFINITY);
         let (kth, _) = dist.kthvalue(k, 1, false);

@@ -584,9 +584,15 @@ impl ConfigFile {
             },
         )?;
         check(
-            e.exact_log_likelihood_half_width.is_finite() && e.exact_log_likelihood_half_width > 0.0,
+            e.exact_log_likelihood_half_width.is_finite()
+                && e.exact_log_likelihood_half_width > 0.0,
             "eval.exact_log_likelihood_half_width",
-            || format!("must be positive and finite, got {}", e.exact_log_likelihood_half_width),
+            || {
+                format!(
+                    "must be positive and finite, got {}",
+                    e.exact_log_likelihood_half_width
+                )
+            },
         )?;
         check(
             e.log_likelihood_chunk >= 1,

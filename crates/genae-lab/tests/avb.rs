@@ -76,7 +76,8 @@ fn an_avb_run_writes_its_summary_and_pictures() {
         let acc = l["train"]["discriminator_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&acc), "{l}");
         let elbo = l["test"]["elbo"].as_f64().unwrap();
-        let parts = l["test"]["reconstruction"].as_f64().unwrap() - l["test"]["kl"].as_f64().unwrap();
+        let parts =
+            l["test"]["reconstruction"].as_f64().unwrap() - l["test"]["kl"].as_f64().unwrap();
         assert!((elbo - parts).abs() < 1e-4, "{l}");
     }
     let s = summary(dir);
@@ -85,12 +86,21 @@ fn an_avb_run_writes_its_summary_and_pictures() {
     assert_eq!(s["avb"]["adaptive_contrast"], true);
     // Four equally likely images: no model beats −ln 4 (up to the grid's error).
     let exact = s["test"]["exact_log_likelihood"].as_f64().unwrap();
-    assert!(exact < -(4f64.ln()) + 1e-6 && exact > -4.0 * 2f64.ln(), "{s}");
+    assert!(
+        exact < -(4f64.ln()) + 1e-6 && exact > -4.0 * 2f64.ln(),
+        "{s}"
+    );
     // Importance sampling is, in expectation, below the exact value; with 64 draws and an
     // untrained model it must at least be in the same range.
     let is = s["test"]["log_likelihood"]["value"].as_f64().unwrap();
-    assert!(is < exact + 0.05 && is > exact - 2.0, "IS {is} vs exact {exact}");
-    assert!(s["test"]["aggregate_kl"].as_f64().unwrap().is_finite(), "{s}");
+    assert!(
+        is < exact + 0.05 && is > exact - 2.0,
+        "IS {is} vs exact {exact}"
+    );
+    assert!(
+        s["test"]["aggregate_kl"].as_f64().unwrap().is_finite(),
+        "{s}"
+    );
     for file in [
         "reconstructions.png",
         "samples.png",
@@ -112,7 +122,11 @@ fn an_avb_run_writes_its_summary_and_pictures() {
 fn a_resumed_avb_run_gives_the_uninterrupted_numbers() {
     let _rng = torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
-    let extra = ["avb.adaptive_contrast=false", "eval.exact_log_likelihood_grid=0", "eval.log_likelihood_k=0"];
+    let extra = [
+        "avb.adaptive_contrast=false",
+        "eval.exact_log_likelihood_grid=0",
+        "eval.log_likelihood_k=0",
+    ];
     let whole = run_experiment(&config(out.path(), &extra)).unwrap();
     let mut half_extra = extra.to_vec();
     half_extra.push("train.epochs=1");
@@ -132,7 +146,11 @@ fn a_resumed_avb_run_gives_the_uninterrupted_numbers() {
 fn a_vae_on_the_toy_set_reports_the_exact_log_likelihood_too() {
     let _rng = torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
-    let result = run_experiment(&config(out.path(), &["model.kind=\"vae\"", "eval.log_likelihood_k=256"])).unwrap();
+    let result = run_experiment(&config(
+        out.path(),
+        &["model.kind=\"vae\"", "eval.log_likelihood_k=256"],
+    ))
+    .unwrap();
     let s = summary(&result.run_dir);
     let exact = s["test"]["exact_log_likelihood"].as_f64().unwrap();
     // For a VAE, L_256 is a stochastic lower bound close to log p(x) in 2-d, and the ELBO
@@ -157,7 +175,10 @@ fn avb_settings_are_validated_by_name() {
         let err = ValidConfig::from_toml_str(
             TINY,
             "tiny-avb.toml",
-            &[format!("output_dir=\"{}\"", out.path().display()), set.into()],
+            &[
+                format!("output_dir=\"{}\"", out.path().display()),
+                set.into(),
+            ],
         )
         .unwrap_err()
         .to_string();

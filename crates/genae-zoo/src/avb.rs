@@ -408,7 +408,11 @@ impl Avb {
         if z.dim() != 2 || z.size() != [flat.size()[0], d] {
             return Err(ZooError::Shape {
                 what: "Avb::discriminator_logit",
-                detail: format!("codes must be [{}, {d}], got {:?}", flat.size()[0], z.size()),
+                detail: format!(
+                    "codes must be [{}, {d}], got {:?}",
+                    flat.size()[0],
+                    z.size()
+                ),
             });
         }
         let input = Tensor::f_cat(&[&flat, &z.to_kind(flat.kind())], 1)?;
@@ -567,7 +571,10 @@ mod tests {
             let eps = Tensor::randn([4, 4], (Kind::Float, Device::Cpu));
             let a = avb.encoder.forward(&x, &eps).unwrap();
             let b = avb.encoder.forward(&x, &(&eps + 1.0)).unwrap();
-            assert!((&a - &b).abs().min().double_value(&[]) > 1e-6, "{injection:?}");
+            assert!(
+                (&a - &b).abs().min().double_value(&[]) > 1e-6,
+                "{injection:?}"
+            );
             assert!(a.equal(&avb.encoder.forward(&x, &eps).unwrap()));
             // Draws of q(z|x) spread: every dimension has a positive standard deviation.
             let m = avb.posterior_moments(&x).unwrap();
@@ -577,7 +584,14 @@ mod tests {
                 .keys()
                 .filter(|k| k.starts_with("noise"))
                 .count();
-            assert_eq!(n_noise, if injection == NoiseInjection::Input { 0 } else { 2 });
+            assert_eq!(
+                n_noise,
+                if injection == NoiseInjection::Input {
+                    0
+                } else {
+                    2
+                }
+            );
         }
     }
 
@@ -688,9 +702,8 @@ mod tests {
         let q = m.gaussian().unwrap();
         let plain = q.log_prob(&z).unwrap() - standard_normal_log_density(&z);
         let z_hat = m.normalise(&z);
-        let ac = standard_normal_log_density(&z_hat)
-            - m.log_std_sum()
-            - standard_normal_log_density(&z);
+        let ac =
+            standard_normal_log_density(&z_hat) - m.log_std_sum() - standard_normal_log_density(&z);
         assert!(plain.allclose(&ac, 1e-10, 1e-10, false));
     }
 
@@ -705,7 +718,11 @@ mod tests {
             .contains("contrast_samples"));
         let mut cfg = config(4, 2);
         cfg.noise_dim = 0;
-        assert!(cfg.validate().unwrap_err().to_string().contains("noise_dim"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("noise_dim"));
         let mut cfg = config(4, 2);
         cfg.networks.architecture = Architecture::Conv {
             channels: vec![8],

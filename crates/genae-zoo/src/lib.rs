@@ -45,9 +45,9 @@
 //! [`DiagGaussian`]: genae_tensor::DiagGaussian
 
 mod aae;
-mod avb;
 mod autoencoder;
 mod autoencoding;
+mod avb;
 mod config;
 mod conv;
 mod error;
@@ -61,12 +61,12 @@ mod prior;
 mod vae;
 
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
+pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
+pub use autoencoding::GenerativeAutoencoder;
 pub use avb::{
     Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, NoiseInjection,
     PosteriorMoments, AVB_MIN_STD,
 };
-pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
-pub use autoencoding::GenerativeAutoencoder;
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
 pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
 pub use error::ZooError;
