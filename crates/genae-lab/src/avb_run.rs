@@ -455,7 +455,10 @@ pub(crate) fn train_and_evaluate(
     progress.line(&format!(
         "genae: avb ({} noise {}, {}{} dual : {} primal) on {} ({n_train} train / {} test, {c}x{h}x{w}) on {device:?}, {} epochs → {}",
         a.noise_dim,
-        format!("{:?}", a.noise_injection).to_lowercase(),
+        match a.noise_injection {
+            NoiseInjection::Input => "at the input",
+            NoiseInjection::InputAndHidden => "at the input and hidden layers",
+        },
         if a.adaptive_contrast { "adaptive contrast, " } else { "" },
         a.dual_steps,
         a.primal_steps,

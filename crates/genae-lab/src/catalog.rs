@@ -27,6 +27,7 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
+    ("fashion-avb", include_str!("../configs/fashion-avb.toml")),
     ("avb-toy-vae", include_str!("../configs/avb-toy-vae.toml")),
     ("avb-toy-avb", include_str!("../configs/avb-toy-avb.toml")),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
