@@ -1,5 +1,6 @@
 //! genae's cross-crate integration tests, gathered in one test binary.
 
+mod ais;
 mod end_to_end;
 mod linear_gaussian;
 

@@ -1,7 +1,7 @@
 //! Importance-weighted bounds (Burda, Grosse & Salakhutdinov, 2016) and the chunked
 //! log-likelihood estimate `L_5000` that papers report.
 
-use genae_tensor::log_mean_exp;
+use genae_tensor::{log_mean_exp, DiagGaussian};
 use genae_zoo::LatentVariableModel;
 use tch::{Kind, Tensor};
 
@@ -91,24 +91,37 @@ pub fn log_likelihood_estimate<M: LatentVariableModel + ?Sized>(
     at_least_one("chunk_size", chunk_size)?;
     tch::no_grad(|| {
         let posterior = model.encode(x)?;
-        let prior = model.prior(posterior.mean())?;
-        let mut noise = NoiseStream::new(posterior.mean(), k);
-        let mut total: Option<Tensor> = None;
-        let mut done = 0;
-        while done < k {
-            let size = chunk_size.min(k - done);
-            let eps = noise.take(size);
-            let log_w = sample_terms(model, x, &posterior, &prior, &eps)?.log_weights();
-            let lse = log_w.logsumexp([0], false);
-            total = Some(match total {
-                None => lse,
-                Some(acc) => acc.logaddexp(&lse),
-            });
-            done += size;
-        }
-        let total = total.expect("k ≥ 1, so at least one chunk ran");
-        Ok(total - (k as f64).ln())
+        chunked_log_mean_weight(model, x, &posterior, k, chunk_size)
     })
+}
+
+/// `log (1/k) Σ_i p(x, z_i) / r(z_i)` per example with `z_i ~ r` for a diagonal-Gaussian
+/// proposal `r` `[N, d]`, in chunks of at most `chunk_size` samples with a running
+/// log-sum-exp and chunk-invariant noise. Call under `no_grad`; `k, chunk_size ≥ 1`.
+pub(crate) fn chunked_log_mean_weight<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    posterior: &DiagGaussian,
+    k: i64,
+    chunk_size: i64,
+) -> Result<Tensor> {
+    let prior = model.prior(posterior.mean())?;
+    let mut noise = NoiseStream::new(posterior.mean(), k);
+    let mut total: Option<Tensor> = None;
+    let mut done = 0;
+    while done < k {
+        let size = chunk_size.min(k - done);
+        let eps = noise.take(size);
+        let log_w = sample_terms(model, x, posterior, &prior, &eps)?.log_weights();
+        let lse = log_w.logsumexp([0], false);
+        total = Some(match total {
+            None => lse,
+            Some(acc) => acc.logaddexp(&lse),
+        });
+        done += size;
+    }
+    let total = total.expect("k ≥ 1, so at least one chunk ran");
+    Ok(total - (k as f64).ln())
 }
 
 /// Settings of [`evaluate_log_likelihood`].

@@ -1,9 +1,10 @@
-//! `log p(x) = log ∫ p(x|z) p(z) dz` for models whose encoder has no density: by quadrature
-//! over a grid (low-dimensional latent spaces, where it is exact to the grid's resolution), or
-//! by importance sampling with a Gaussian proposal (AVB's moment-matched Gaussian). The prior
-//! is `N(0, I)` in both; the decoder enters as a closure `log p(x|z)`, so any model fits.
+//! Quantities of models whose encoder has no density, in low-dimensional latent spaces:
+//! `log p(x) = log ∫ p(x|z) p(z) dz` by quadrature over a grid (exact to the grid's
+//! resolution; the prior is `N(0, I)`, the decoder enters as a closure `log p(x|z)`, so any
+//! model fits), and k-nearest-neighbour estimates of the entropy of a distribution known only
+//! by samples and of its KL divergence to `N(0, I)` (the aggregate posterior).
 
-use genae_tensor::{DiagGaussian, LOG_2PI};
+use genae_tensor::LOG_2PI;
 use tch::{Kind, Tensor};
 
 use crate::{EstimatorError, Result};
@@ -141,77 +142,6 @@ where
     })
 }
 
-/// The importance-sampling estimate `log (1/k) Σ_i p(x|z_i) N(z_i; 0, I) / r(z_i|x)`,
-/// `z_i ~ r(z|x)`, per example (`[N]`), for a Gaussian `proposal` `r` with `[N, d]`
-/// parameters (e.g. AVB's moment-matched Gaussian), in chunks of `chunk` samples per example.
-/// A stochastic lower bound on `log p(x)` in expectation (Jensen). Without gradients.
-///
-/// ```
-/// use genae_estimators::importance_sampled_log_likelihood;
-/// use genae_tensor::DiagGaussian;
-/// use tch::{Kind, Tensor};
-///
-/// // x | z ~ N(z, 1): with the exact posterior N(x/2, 1/2) as proposal, every weight is p(x).
-/// let x = Tensor::from_slice(&[0.5f64, -1.0]).unsqueeze(1);
-/// let proposal = DiagGaussian::new(&x / 2.0, x.full_like(0.5f64.ln())).unwrap();
-/// let ll = |x: &Tensor, z: &Tensor| -> genae_zoo::Result<Tensor> {
-///     Ok(DiagGaussian::new(z.shallow_clone(), z.zeros_like())?.log_prob(x)?)
-/// };
-/// let got = importance_sampled_log_likelihood(ll, &x, &proposal, 10, 4).unwrap();
-/// let exact = DiagGaussian::new(x.zeros_like(), x.full_like(2f64.ln())).unwrap().log_prob(&x).unwrap();
-/// assert!((got - exact).abs().max().double_value(&[]) < 1e-9);
-/// ```
-pub fn importance_sampled_log_likelihood<F>(
-    log_likelihood: F,
-    x: &Tensor,
-    proposal: &DiagGaussian,
-    k: i64,
-    chunk: i64,
-) -> Result<Tensor>
-where
-    F: Fn(&Tensor, &Tensor) -> genae_zoo::Result<Tensor>,
-{
-    if k < 1 || chunk < 1 {
-        return Err(invalid(
-            "k",
-            format!("k and chunk must be at least 1, got {k} and {chunk}"),
-        ));
-    }
-    let mean = proposal.mean();
-    if x.dim() != 2 || mean.dim() != 2 || mean.size()[0] != x.size()[0] {
-        return Err(invalid(
-            "proposal",
-            format!(
-                "x must be [N, D] and the proposal [N, d], got {:?} and {:?}",
-                x.size(),
-                mean.size()
-            ),
-        ));
-    }
-    let [n, dim] = [x.size()[0], x.size()[1]];
-    let d = mean.size()[1];
-    tch::no_grad(|| {
-        let mut parts = Vec::new();
-        let mut done = 0;
-        while done < k {
-            let c = chunk.min(k - done);
-            let z = proposal.rsample_n(c); // [c, N, d]
-            let log_r = proposal.log_prob(&z)?; // [c, N]
-            let log_prior = z.square().sum_dim_intlist(-1, false, None::<Kind>) * -0.5
-                - 0.5 * d as f64 * LOG_2PI;
-            let xs = x
-                .unsqueeze(0)
-                .expand([c, n, dim], false)
-                .reshape([c * n, dim]);
-            let ll = log_likelihood(&xs, &z.reshape([c * n, d]))?.view([c, n]);
-            let log_w = (ll + log_prior - log_r).to_kind(Kind::Double);
-            parts.push(log_w.logsumexp([0], true));
-            done += c;
-        }
-        Ok((Tensor::cat(&parts, 0).logsumexp([0], false) - (k as f64).ln()).to_kind(x.kind()))
-    })
-}
-
 /// `ψ(n)` for a positive integer `n`: `−γ + Σ_{j<n} 1/j`.
 fn digamma_int(n: i64) -> f64 {
     const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
@@ -317,6 +247,7 @@ pub fn knn_kl_to_standard_normal(samples: &Tensor, k: i64) -> Result<f64> {
 
 #[cfg(test)]
 mod tests {
+    use genae_tensor::DiagGaussian;
     use genae_zoo::{LatentVariableModel, LinearGaussian};
     use tch::Device;
 
@@ -358,27 +289,6 @@ mod tests {
         let got = quadrature_log_likelihood(ll, &x, 2, QuadratureOptions::default()).unwrap();
         let want = 0.5f64.ln();
         assert!((&got - want).abs().max().double_value(&[]) < 1e-7, "{got}");
-    }
-
-    #[test]
-    fn importance_sampling_approaches_the_evidence_from_below() {
-        tch::manual_seed(12);
-        let model = LinearGaussian::new(4, &[1.3, 0.7], 0.3).unwrap();
-        let x = model.sample_data(6);
-        let exact = model.exact_log_px(&x).unwrap();
-        // A deliberately wide proposal around the exact posterior.
-        let post = model.exact_posterior(&x).unwrap();
-        let proposal = DiagGaussian::new(post.mean() + 0.2, post.log_var() + 1.0).unwrap();
-        let ll = |x: &Tensor, z: &Tensor| model.log_likelihood(x, z);
-        let few = importance_sampled_log_likelihood(ll, &x, &proposal, 1, 1).unwrap();
-        let many = importance_sampled_log_likelihood(ll, &x, &proposal, 20_000, 3000).unwrap();
-        let gap_many = (&exact - &many).abs().max().double_value(&[]);
-        assert!(gap_many < 0.02, "L_20000 off by {gap_many}");
-        let gap_few = (&exact - &few).mean(Kind::Double).double_value(&[]);
-        assert!(
-            gap_few > 0.05,
-            "L_1 gap {gap_few} should be clearly positive"
-        );
     }
 
     #[test]

@@ -16,13 +16,15 @@
 //!   differentiable, by log-sum-exp;
 //! - [`log_likelihood_estimate`], [`evaluate_log_likelihood`]: `L_5000` without gradients, in
 //!   chunks of bounded memory, per batch or over a whole data set; [`bits_per_dim`];
+//! - [`gaussian_proposal_log_likelihood`]: the same chunked importance-sampling estimate of
+//!   `log p(x)` with a given Gaussian proposal (mean and std per example) instead of the
+//!   model's `q(z|x)`, for encoders without a density (AVB's moment-matched Gaussian);
 //! - [`dvae`], [`dvae_bound`]: the denoising bound `L_dvae` of the DVAE (Im et al., 2017):
 //!   the encoder sees `M` corrupted copies `x̃ ~ C(x̃|x)` (a [`Corruption`](genae_tensor::Corruption)),
 //!   the decoder scores the clean `x` with `K` latent samples per copy;
-//! - [`quadrature_log_likelihood`] (exact `log p(x)` on a latent grid),
-//!   [`importance_sampled_log_likelihood`] (a Gaussian proposal, e.g. AVB's moment-matched one),
-//!   [`knn_entropy`] and [`knn_kl_to_standard_normal`] (k-nearest-neighbour estimates for
-//!   distributions known only by samples): for encoders without a density;
+//! - [`quadrature_log_likelihood`] (exact `log p(x)` on a latent grid), [`knn_entropy`] and
+//!   [`knn_kl_to_standard_normal`] (k-nearest-neighbour estimates, using the known density of
+//!   `N(0, I)`, for distributions known only by samples): for encoders without a density;
 //! - [`active_units`]: the number of latent dimensions the encoder actually uses;
 //! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
@@ -47,16 +49,19 @@
 //! ```
 
 mod active_units;
+mod divergence;
 mod dvae;
 mod elbo;
 mod error;
 mod iwae;
 mod latent_integrals;
 mod objective;
+mod proposal;
 mod sample_quality;
 mod sampling;
 
 pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
+pub use divergence::knn_kl_divergence;
 pub use dvae::{dvae, dvae_bound};
 pub use elbo::{elbo, elbo_monte_carlo, elbo_with_samples, ElboMeans, ElboTerms};
 pub use error::EstimatorError;
@@ -65,10 +70,11 @@ pub use iwae::{
     LogLikelihoodOptions,
 };
 pub use latent_integrals::{
-    importance_sampled_log_likelihood, knn_entropy, knn_kl_to_standard_normal,
-    quadrature_log_likelihood, QuadratureOptions, MAX_QUADRATURE_POINTS,
+    knn_entropy, knn_kl_to_standard_normal, quadrature_log_likelihood, QuadratureOptions,
+    MAX_QUADRATURE_POINTS,
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
+pub use proposal::gaussian_proposal_log_likelihood;
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };

@@ -54,8 +54,8 @@ impl Default for AaeSection {
             encoder: AaeEncoderKind::Deterministic,
             prior: LatentPrior::Gaussian,
             discriminator_hidden: vec![512, 512],
-            discriminator_learning_rate: 2e-4,
-            generator_learning_rate: 2e-4,
+            discriminator_learning_rate: 1e-4,
+            generator_learning_rate: 5e-4,
             condition_on_labels: false,
         }
     }
@@ -493,6 +493,7 @@ pub(crate) fn train_and_evaluate(
     };
 
     write_aae_pictures(&aae, &test, image_shape, config, &run_dir, device)?;
+    let chain = crate::chains::evaluate_chains(&aae, config, &test.x, &run_dir, device)?;
     write_interpolations(&aae, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&aae, prior_draws.as_ref(), &test, &data, config, &run_dir)?;
 
@@ -521,6 +522,7 @@ pub(crate) fn train_and_evaluate(
         }),
         avb: None,
         peak_rss_mb: peak_rss_mb(),
+        chain,
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,

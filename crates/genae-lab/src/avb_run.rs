@@ -11,11 +11,14 @@ use std::time::Instant;
 
 use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher};
 use genae_estimators::{
-    bits_per_dim, importance_sampled_log_likelihood, knn_kl_to_standard_normal,
+    bits_per_dim, gaussian_proposal_log_likelihood, knn_kl_to_standard_normal,
     quadrature_log_likelihood, QuadratureOptions,
 };
+use genae_tensor::DiagGaussian;
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
-use genae_zoo::{Avb, AvbConfig, Decoder, GenerativeAutoencoder, NoiseInjection};
+use genae_zoo::{
+    Avb, AvbConfig, Decoder, GenerativeAutoencoder, LatentVariableModel, NoiseInjection, ZooError,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -341,6 +344,28 @@ fn evaluate(avb: &Avb, split: &DeviceSplit, batch_size: i64) -> Result<AvbTestMe
     })
 }
 
+/// AVB's generative half (`N(0, I)` prior and decoder) as a [`LatentVariableModel`], for
+/// estimators that take the proposal separately: its `encode` is an error, since the implicit
+/// encoder has no density.
+struct GenerativeHalf<'a>(&'a Decoder);
+
+impl LatentVariableModel for GenerativeHalf<'_> {
+    fn latent_dim(&self) -> i64 {
+        self.0.latent_dim()
+    }
+
+    fn encode(&self, _x: &Tensor) -> genae_zoo::Result<DiagGaussian> {
+        Err(ZooError::InvalidConfig {
+            field: "model.kind",
+            reason: "AVB's implicit encoder has no density: pass a proposal".into(),
+        })
+    }
+
+    fn log_likelihood(&self, x: &Tensor, z: &Tensor) -> genae_zoo::Result<Tensor> {
+        self.0.log_likelihood(x, z)
+    }
+}
+
 /// `L_k` with the moment-matched Gaussian of `q(z|x)` as proposal, on the first
 /// `eval.log_likelihood_images` test images.
 fn estimate_log_likelihood(
@@ -361,11 +386,12 @@ fn estimate_log_likelihood(
     while start < n_images {
         let len = per_batch.min(n_images - start);
         let x = test.x.narrow(0, start, len);
-        let proposal = avb.posterior_moments(&x)?.gaussian()?;
-        let ll = importance_sampled_log_likelihood(
-            |x, z| avb.decoder.log_likelihood(x, z),
+        let moments = avb.posterior_moments(&x)?;
+        let ll = gaussian_proposal_log_likelihood(
+            &GenerativeHalf(&avb.decoder),
             &x,
-            &proposal,
+            &moments.mean,
+            &moments.std,
             e.log_likelihood_k,
             e.log_likelihood_chunk,
         )?;
@@ -614,6 +640,7 @@ pub(crate) fn train_and_evaluate(
     let batch_size = f.eval.batch_size as i64;
     let mse = reconstruction_mse(&avb, &test, batch_size)?;
     write_avb_pictures(&avb, &test, image_shape, config, &run_dir, device)?;
+    let chain = crate::chains::evaluate_chains(&avb, config, &test.x, &run_dir, device)?;
     write_interpolations(&avb, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&avb, None, &test, &data, config, &run_dir)?;
     write_posterior_samples(&avb, &test, &data, config, &run_dir)?;
@@ -662,6 +689,7 @@ pub(crate) fn train_and_evaluate(
             ),
         }),
         peak_rss_mb: peak_rss_mb(),
+        chain,
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,

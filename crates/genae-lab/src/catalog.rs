@@ -30,6 +30,19 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
     ("fashion-avb", include_str!("../configs/fashion-avb.toml")),
     ("avb-toy-vae", include_str!("../configs/avb-toy-vae.toml")),
     ("avb-toy-avb", include_str!("../configs/avb-toy-avb.toml")),
+    ("fashion-aae", include_str!("../configs/fashion-aae.toml")),
+    (
+        "fashion-aae-2d",
+        include_str!("../configs/fashion-aae-2d.toml"),
+    ),
+    (
+        "fashion-vae-chain",
+        include_str!("../configs/fashion-vae-chain.toml"),
+    ),
+    (
+        "fashion-dvae-chain",
+        include_str!("../configs/fashion-dvae-chain.toml"),
+    ),
     ("regress-vae", include_str!("../configs/regress-vae.toml")),
     ("regress-iwae", include_str!("../configs/regress-iwae.toml")),
     (

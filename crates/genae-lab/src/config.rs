@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aae_run::AaeSection;
 pub use crate::avb_run::AvbSection;
+use crate::chains::ChainSection;
 
 /// A config problem, always naming the file or field concerned.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,8 @@ pub struct ConfigFile {
     /// (`model.kind = "avb"`).
     #[serde(skip_serializing_if = "AvbSection::is_default")]
     pub avb: AvbSection,
+    /// Markov-chain sampling from the trained model, measured (off unless `enabled`).
+    pub chain: ChainSection,
 }
 
 /// `[data]`.
@@ -279,6 +282,7 @@ impl Default for ConfigFile {
             eval: EvalSection::default(),
             aae: AaeSection::default(),
             avb: AvbSection::default(),
+            chain: ChainSection::default(),
         }
     }
 }
@@ -623,6 +627,7 @@ impl ConfigFile {
                 )
             },
         )?;
+        self.chain.validate()?;
         Ok(ValidConfig { file: self, device })
     }
 }

@@ -43,6 +43,9 @@ pub enum LabError {
     /// An estimator problem.
     #[error(transparent)]
     Estimator(#[from] genae_estimators::EstimatorError),
+    /// A sampler problem (the Markov chains of `[chain]`).
+    #[error("sampler: {0}")]
+    Sampler(#[from] genae_samplers::SamplerError),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -148,6 +151,9 @@ pub struct RunSummary {
     pub avb: Option<crate::avb_run::AvbSummary>,
     /// Peak resident memory of the process, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mb: Option<f64>,
+    /// The Markov-chain evaluation (when `[chain]` is enabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::chains::ChainSummary>,
 }
 
 /// Final test numbers in [`RunSummary`].
@@ -248,9 +254,11 @@ pub(crate) struct PreparedData {
 const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
 const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
 
-pub(crate) fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
+/// The configured data set as stored (grey levels, before binarisation and the validation
+/// hold-out), truncated to `data.train_size` / `data.test_size`.
+pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, LabError> {
     let d = &config.file().data;
-    let mut dataset = if d.dataset == SHAPES {
+    Ok(if d.dataset == SHAPES {
         let spec = ShapesSpec {
             image_size: d.image_size,
             n_scales: d.n_scales,
@@ -269,7 +277,12 @@ pub(crate) fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabErro
             dataset.test.truncate(d.test_size);
         }
         dataset
-    };
+    })
+}
+
+pub(crate) fn prepare_data(config: &ValidConfig) -> Result<PreparedData, LabError> {
+    let d = &config.file().data;
+    let mut dataset = load_dataset(config)?;
     if d.binarize != Binarization::None {
         dataset.test = binarize_static(&dataset.test, d.seed ^ TEST_DRAW);
     }
@@ -820,6 +833,8 @@ fn train_and_evaluate(
         _ => None,
     };
 
+    let chain = crate::chains::evaluate_chains(&vae, config, &test.x, &run_dir, device)?;
+
     let summary = RunSummary {
         model: f.model.kind.to_string(),
         dataset: data.name.clone(),
@@ -839,6 +854,7 @@ fn train_and_evaluate(
         aae: None,
         avb: None,
         peak_rss_mb: peak_rss_mb(),
+        chain,
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,

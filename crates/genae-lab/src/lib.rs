@@ -17,6 +17,12 @@
 //! | `curves.png` | training curves |
 //! | `report.html` | all of the above on one self-contained page ([`write_report`]) |
 //! | `model.safetensors` | the parameters (at the end, and every `eval.every` epochs) |
+//! | `chain_strips.png`, `interpolations_refined.png` | with `[chain]` enabled: the same Markov chains at several steps, plain vs chain-refined interpolations ([`evaluate_chains`]) |
+//!
+//! With `[chain] enabled = true` ([`ChainSection`]), `summary.json` also has `chain`: the
+//! Fréchet distance (features of the data set's own CNN classifier, cached under
+//! `<output_dir>/classifiers/`, see [`load_or_train_classifier`]) and the latent MMD of
+//! Markov-chain samples at each listed step, as arrays aligned with `chain.steps`.
 //!
 //! ```no_run
 //! use genae_lab::{run_experiment, ValidConfig};
@@ -28,8 +34,11 @@
 mod aae_run;
 mod avb_run;
 mod catalog;
+mod chains;
+mod classifier_cache;
 mod config;
 mod engine;
+mod inference;
 mod optim;
 mod plots;
 mod progress;
@@ -39,6 +48,11 @@ mod run_dir;
 pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
 pub use avb_run::{AvbSection, AvbSummary, AvbTrainMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
+pub use chains::{evaluate_chains, ChainSection, ChainSummary, MAX_CHAIN_STEPS};
+pub use classifier_cache::{
+    classifier_cache_dir, classifier_for_config, load_or_train_classifier, CachedClassifier,
+    ClassifierSection,
+};
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
     ObjectiveKind, TrainSection, ValidConfig, AVB_TOY, SHAPES,
@@ -46,6 +60,11 @@ pub use config::{
 pub use engine::{
     resume_experiment, run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary,
     SplitMetrics, TestSummary, TrainTotals,
+};
+pub use inference::{
+    run_inference, AvbSection as InferenceAvbSection, EightSchools, InferenceConfig,
+    InferenceEvalSection, InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
+    SHIPPED_INFERENCE_CONFIGS,
 };
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use genae_lab::{
-    describe, load_shipped, resume_experiment, run_experiment, shipped_config, write_report_for,
-    ValidConfig, SHIPPED_CONFIGS,
+    classifier_for_config, describe, load_shipped, resume_experiment, run_experiment,
+    shipped_config, write_report_for, ValidConfig, SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
@@ -33,6 +33,15 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Posterior inference on a small Bayesian model (eight schools): an HMC reference,
+    /// mean-field VB, AVB and AVB with adaptive contrast, compared.
+    Infer {
+        /// The config file (TOML), or the name of a shipped one (`eight-schools`).
+        config: String,
+        /// Override a config value: `--set section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Validate a config and print it resolved, every default filled in.
     Check {
         /// The config file (TOML), or the name of a shipped one (`genae config list`).
@@ -51,6 +60,11 @@ enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// The data set's CNN classifier of `[chain.classifier]` (its features measure samples).
+    Classifier {
+        #[command(subcommand)]
+        command: ClassifierCommand,
+    },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
     /// Data sets: what genae knows and what is on this machine.
@@ -68,6 +82,19 @@ enum ConfigCommand {
     Show {
         /// Its name (`genae config list`).
         name: String,
+        /// Override a config value: `--set section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Train the classifier a config's `[chain.classifier]` and `[data]` describe, or load it
+    /// from `<output_dir>/classifiers/` when cached; prints its test accuracy and folder.
+    Train {
+        /// The config file (TOML), or the name of a shipped one (`genae config list`).
+        config: PathBuf,
         /// Override a config value: `--set section.key=value` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -149,6 +176,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("run directory: {}", summary.run_dir.display());
         }
+        Command::Infer { config, overrides } => {
+            let config = genae_lab::InferenceConfig::load(&config, &overrides)?;
+            let s = genae_lab::run_inference(&config)?;
+            println!(
+                "KL to the HMC reference (nats): mean-field {:.3}, AVB {:.3}, AVB+AC {:.3} \
+                 (reference halves {:.3}); P(τ > 0): {:.2} / {:.2} / {:.2} (reference {:.2})",
+                s.mean_field.kl_to_reference,
+                s.avb.kl_to_reference,
+                s.avb_adaptive_contrast.kl_to_reference,
+                s.reference.kl_to_reference,
+                s.mean_field.tau_positive_fraction,
+                s.avb.tau_positive_fraction,
+                s.avb_adaptive_contrast.tau_positive_fraction,
+                s.reference.tau_positive_fraction
+            );
+            println!("run directory: {}", s.run_dir.display());
+        }
         Command::Check { config, overrides } => {
             print!("{}", load_config(&config, &overrides)?.to_toml());
         }
@@ -172,6 +216,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_stdout(&load_shipped(&name, &overrides)?.to_toml())?;
             }
         },
+        Command::Classifier {
+            command: ClassifierCommand::Train { config, overrides },
+        } => {
+            let cached = classifier_for_config(&load_config(&config, &overrides)?)?;
+            println!(
+                "classifier test accuracy {:.4} ({}): {}",
+                cached.test_accuracy,
+                if cached.trained_now {
+                    "trained now"
+                } else {
+                    "cached"
+                },
+                cached.dir.display()
+            );
+        }
         Command::Dataset { command } => match command {
             DatasetCommand::List { dir } => {
                 let entries = genae_data::registry::list(dir.as_deref());

@@ -13,7 +13,7 @@ use crate::plots::{line_chart, Line};
 use crate::run_dir::RunDir;
 
 /// The pictures a report shows when the run wrote them, with their captions.
-const PICTURES: [(&str, &str); 6] = [
+const PICTURES: [(&str, &str); 8] = [
     ("curves.png", "Training curves: ELBO per epoch (nats per example)"),
     ("reconstructions.png", "Test images (top) over their reconstructions (bottom)"),
     ("samples.png", "Decoder means of prior samples"),
@@ -25,6 +25,14 @@ const PICTURES: [(&str, &str); 6] = [
     (
         "posterior.png",
         "Draws of q(z|x) for test images, coloured by label (2-d latent spaces)",
+    ),
+    (
+        "chain_strips.png",
+        "Markov chains from prior samples: one row per step of chain.strip_steps (top: the prior samples), one column per chain (decoder means)",
+    ),
+    (
+        "interpolations_refined.png",
+        "Interpolations between test images: plain (upper row of each pair) and after chain.interpolation_steps chain steps on every point (lower row)",
     ),
 ];
 
@@ -62,6 +70,9 @@ pub fn write_report(run_dir: &RunDir) -> Result<std::path::PathBuf, LabError> {
         ),
     }
     metrics_section(&mut html, &metrics);
+    if let Some(s) = &summary {
+        chain_section(&mut html, s);
+    }
     for (file, caption) in PICTURES {
         if let Ok(bytes) = std::fs::read(run_dir.file(file)) {
             let _ = writeln!(
@@ -185,6 +196,34 @@ fn metrics_section(html: &mut String, metrics: &[Value]) {
     html.push_str("</table>\n");
 }
 
+/// The chain evaluation as one row per step (when the summary has `chain`).
+fn chain_section(html: &mut String, summary: &Value) {
+    let chain = &summary["chain"];
+    let Some(steps) = chain["steps"].as_array() else {
+        return;
+    };
+    html.push_str(
+        "<h2>Markov chains</h2>\n<table>\n<tr><th>step</th><th>Fréchet distance \
+         (classifier features)</th><th>latent MMD²</th><th>class TV</th></tr>\n",
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            show(step),
+            show(&chain["frechet"][i]),
+            show(&chain["latent_mmd"][i]),
+            show(&chain["class_tv"][i])
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<tr><td class=\"k\">real images</td><td>{}</td><td>{}</td><td></td></tr>\n</table>",
+        show(&chain["frechet_real"]),
+        show(&chain["latent_mmd_floor"])
+    );
+}
+
 fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
     let series = |key: &str| -> Vec<(f64, f64)> {
         metrics
@@ -273,5 +312,20 @@ mod tests {
         let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
         assert!(html.contains("test.active_units</td><td>3<"), "{html}");
         assert!(!html.contains("has not finished"));
+        assert!(
+            !html.contains("Markov chains"),
+            "no chain table without chain"
+        );
+
+        dir.write_atomic(
+            "summary.json",
+            br#"{"chain":{"steps":[0,5],"frechet":[12.5,3.25],"latent_mmd":[0.5,0.125],"frechet_real":1.5,"latent_mmd_floor":0.0}}"#,
+        )
+        .unwrap();
+        let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+        assert!(
+            html.contains("<tr><td>5</td><td>3.250</td><td>0.125</td><td></td></tr>"),
+            "{html}"
+        );
     }
 }

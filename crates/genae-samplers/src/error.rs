@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum SamplerError {
     /// A config value outside what the sampler accepts.
-    #[error("invalid quantizer config: `{field}` {reason}")]
+    #[error("invalid sampler config: `{field}` {reason}")]
     InvalidConfig {
         /// The config field, e.g. `num_codes`.
         field: &'static str,
@@ -25,6 +25,9 @@ pub enum SamplerError {
     /// An error returned by the corruption step of a denoising Markov chain.
     #[error("corruption: {0}")]
     Corruption(#[source] crate::CorruptionError),
+    /// An error from genae-tensor (a distribution built from bad parameters).
+    #[error("tensor: {0}")]
+    Tensor(#[from] genae_tensor::TensorError),
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

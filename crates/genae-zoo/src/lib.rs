@@ -11,10 +11,15 @@
 //!   (Bernoulli, Gaussian with fixed or learned variance, discretised logistic);
 //! - models: [`Vae`] (Kingma & Welling, 2014), the deterministic [`Autoencoder`] and [`Pca`],
 //!   configured by [`VaeConfig`] (with an [`Architecture`] and a [`Likelihood`]);
+//! - the adversarial autoencoder [`Aae`] (Makhzani et al., 2016; [`AaeConfig`]), encoder,
+//!   decoder and latent discriminator under three paths, and the [`LatentPrior`]s it matches
+//!   codes to (Gaussian, circle mixture, by label too, uniform, swiss roll);
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
 //!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
 //!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
-//!   the prior), which latent-space Markov chains program against.
+//!   the prior), which latent-space Markov chains program against;
+//! - a small convolutional [`Classifier`] ([`ClassifierConfig`]) whose penultimate features
+//!   feed the Fréchet distance between generated and real images.
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};
@@ -48,6 +53,7 @@ mod aae;
 mod autoencoder;
 mod autoencoding;
 mod avb;
+mod classifier;
 mod config;
 mod conv;
 mod error;
@@ -67,6 +73,7 @@ pub use avb::{
     Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, NoiseInjection,
     PosteriorMoments, AVB_MIN_STD,
 };
+pub use classifier::{Classifier, ClassifierConfig};
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
 pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
 pub use error::ZooError;
