@@ -255,6 +255,7 @@ mod tests {
 
     #[test]
     fn quadrature_matches_the_exact_evidence_of_a_linear_gaussian_model() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(11);
         let model = LinearGaussian::new(4, &[1.3, 0.7], 0.3).unwrap();
         let x = model.sample_data(5);
@@ -309,6 +310,7 @@ mod tests {
     fn knn_kl_of_a_mixture_is_close_to_its_monte_carlo_value() {
         // q = ½ N((−2, 0), 0.3²) + ½ N((2, 0), 0.3²): KL(q ‖ N(0, I)) by Monte Carlo with the
         // exact mixture density, against the k-NN estimate.
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(13);
         let opts = (Kind::Double, Device::Cpu);
         let n = 6000;

@@ -79,5 +79,13 @@ pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };
 
+/// Unit tests that seed libtorch's global generator and depend on its draws hold this lock,
+/// so tests running in parallel threads of the same binary do not interleave their draws.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, EstimatorError>;

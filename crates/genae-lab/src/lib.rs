@@ -46,7 +46,7 @@ mod report;
 mod run_dir;
 
 pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
-pub use avb_run::{AvbSection, AvbSummary, AvbTrainMetrics};
+pub use avb_run::{AvbAisSummary, AvbSection, AvbSummary, AvbTrainMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use chains::{evaluate_chains, ChainSection, ChainSummary, MAX_CHAIN_STEPS};
 pub use classifier_cache::{

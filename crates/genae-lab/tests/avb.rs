@@ -25,6 +25,8 @@ const TINY: &str = r#"
     discriminator_hidden = [32]
     adaptive_contrast = true
     contrast_samples = 8
+    ais_steps = 20
+    ais_images = 4
     [train]
     epochs = 3
     batch_size = 64
@@ -101,6 +103,14 @@ fn an_avb_run_writes_its_summary_and_pictures() {
         s["test"]["aggregate_kl"].as_f64().unwrap().is_finite(),
         "{s}"
     );
+    // AIS from the moment-matched Gaussian: also below the exact value, on 4 images.
+    let ais = &s["avb"]["ais_log_likelihood"];
+    assert_eq!(ais["n_images"], 4);
+    let ais = ais["value"].as_f64().unwrap();
+    assert!(
+        ais < exact + 0.05 && ais > exact - 2.0,
+        "AIS {ais} vs exact {exact}"
+    );
     for file in [
         "reconstructions.png",
         "samples.png",
@@ -169,6 +179,7 @@ fn avb_settings_are_validated_by_name() {
         ("avb.contrast_samples=1", "avb.contrast_samples"),
         ("avb.noise_dim=0", "avb.noise_dim"),
         ("avb.primal_steps=0", "avb.primal_steps"),
+        ("avb.ais_images=0", "avb.ais_images"),
         ("model.latent_dim=4", "eval.exact_log_likelihood_grid"),
         ("avb.noise_injection=\"everywhere\"", "avb.noise_injection"),
     ] {
