@@ -178,8 +178,10 @@ pub struct AvbSummary {
     pub adaptive_contrast: bool,
     /// How the noise entered the encoder.
     pub noise_injection: NoiseInjection,
-    /// The last epoch's training terms.
-    pub last_epoch: AvbTrainMetrics,
+    /// The last epoch's training terms (`None` when this process trained no epoch: a resumed
+    /// run that only re-evaluates; `metrics.jsonl` has them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_epoch: Option<AvbTrainMetrics>,
     /// The proposal of `test.log_likelihood`.
     pub log_likelihood_proposal: String,
     /// The AIS estimate of `log p(x)` (when `avb.ais_steps > 0`).
@@ -571,7 +573,7 @@ pub(crate) fn train_and_evaluate(
     let mut step = done.step;
     let mut examples_trained = done.examples as usize;
     let mut train_seconds = done.seconds;
-    let mut last_train = AvbTrainMetrics::default();
+    let mut last_train = None;
     let mut last_test = AvbTestMetrics::default();
     for epoch in done.epoch + 1..=f.train.epochs {
         tch::manual_seed(epoch_seed(f.seed, epoch) as i64);
@@ -629,14 +631,15 @@ pub(crate) fn train_and_evaluate(
                 );
             }
         }
-        last_train = sums.means();
+        let train_metrics = sums.means();
+        last_train = Some(train_metrics);
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         examples_trained += seen;
-        if !last_train.discriminator.is_finite() {
+        if !train_metrics.discriminator.is_finite() {
             return Err(non_finite(
                 "discriminator loss",
-                last_train.discriminator,
+                train_metrics.discriminator,
                 epoch,
                 step,
             ));
@@ -655,7 +658,7 @@ pub(crate) fn train_and_evaluate(
         let metrics = AvbEpochMetrics {
             epoch,
             step,
-            train: last_train,
+            train: train_metrics,
             test: last_test,
             seconds,
             examples_per_s: seen as f64 / seconds,
@@ -687,11 +690,11 @@ pub(crate) fn train_and_evaluate(
         progress.line(&format!(
             "epoch {epoch:>3}/{}: train ELBO~ {:9.4} (rec {:9.4}, KL~ {:7.4})  T loss {:.3} (acc {:.2})  test ELBO~ {:9.4}  {:6.1} s",
             f.train.epochs,
-            last_train.elbo,
-            last_train.reconstruction,
-            last_train.kl,
-            last_train.discriminator,
-            last_train.discriminator_accuracy,
+            train_metrics.elbo,
+            train_metrics.reconstruction,
+            train_metrics.kl,
+            train_metrics.discriminator,
+            train_metrics.discriminator_accuracy,
             last_test.elbo,
             seconds
         ));

@@ -86,6 +86,9 @@ fn an_avb_run_writes_its_summary_and_pictures() {
     assert_eq!(s["model"], "avb");
     assert_eq!(s["dataset"], "avb-toy");
     assert_eq!(s["avb"]["adaptive_contrast"], true);
+    let last = &s["avb"]["last_epoch"];
+    assert!(last["discriminator"].as_f64().unwrap() > 0.0, "{s}");
+    assert_eq!(last, &lines[2]["train"]);
     // Four equally likely images: no model beats −ln 4 (up to the grid's error).
     let exact = s["test"]["exact_log_likelihood"].as_f64().unwrap();
     assert!(
