@@ -23,6 +23,7 @@
 //! assert_eq!(spec.factors_from_index(i).unwrap(), f);
 //! ```
 
+pub mod avb_toy;
 pub mod batch;
 pub mod formats;
 pub mod registry;

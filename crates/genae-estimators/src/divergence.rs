@@ -128,6 +128,7 @@ mod tests {
 
     #[test]
     fn matches_the_closed_form_kl_of_gaussians() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         /// `(mean, std)` of P, then of Q.
         type Case<'a> = (&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
@@ -162,6 +163,7 @@ mod tests {
     #[test]
     fn blocks_give_the_unblocked_answer() {
         // More rows than BLOCK_ROWS: the blocked distances must equal a direct computation.
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(4);
         let p = gaussian(1500, &[0.0], &[1.0]);
         let q = gaussian(700, &[0.5], &[1.0]);

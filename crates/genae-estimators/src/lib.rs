@@ -22,6 +22,9 @@
 //! - [`dvae`], [`dvae_bound`]: the denoising bound `L_dvae` of the DVAE (Im et al., 2017):
 //!   the encoder sees `M` corrupted copies `x̃ ~ C(x̃|x)` (a [`Corruption`](genae_tensor::Corruption)),
 //!   the decoder scores the clean `x` with `K` latent samples per copy;
+//! - [`quadrature_log_likelihood`] (exact `log p(x)` on a latent grid), [`knn_entropy`] and
+//!   [`knn_kl_to_standard_normal`] (k-nearest-neighbour estimates, using the known density of
+//!   `N(0, I)`, for distributions known only by samples): for encoders without a density;
 //! - [`active_units`]: the number of latent dimensions the encoder actually uses;
 //! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
@@ -51,6 +54,7 @@ mod dvae;
 mod elbo;
 mod error;
 mod iwae;
+mod latent_integrals;
 mod objective;
 mod proposal;
 mod sample_quality;
@@ -65,11 +69,23 @@ pub use iwae::{
     bits_per_dim, evaluate_log_likelihood, iwae_bound, iwae_log_weights, log_likelihood_estimate,
     LogLikelihoodOptions,
 };
+pub use latent_integrals::{
+    knn_entropy, knn_kl_to_standard_normal, quadrature_log_likelihood, QuadratureOptions,
+    MAX_QUADRATURE_POINTS,
+};
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
 pub use proposal::gaussian_proposal_log_likelihood;
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };
+
+/// Unit tests that seed libtorch's global generator and depend on its draws hold this lock,
+/// so tests running in parallel threads of the same binary do not interleave their draws.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, EstimatorError>;

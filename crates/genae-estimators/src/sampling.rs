@@ -163,6 +163,7 @@ mod tests {
     fn noise_does_not_depend_on_how_it_is_taken() {
         let like = Tensor::zeros([3, 2], (Kind::Float, Device::Cpu));
         let total = 2 * NOISE_BLOCK + 37;
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(5);
         let whole = NoiseStream::new(&like, total).take(total);
         assert_eq!(whole.size(), vec![total, 3, 2]);

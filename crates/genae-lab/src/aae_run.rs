@@ -524,6 +524,8 @@ pub(crate) fn train_and_evaluate(
             bits_per_dim: None,
             prior_nll: None,
             dvae_bound: None,
+            exact_log_likelihood: None,
+            aggregate_kl: None,
         },
         vq: None,
         prior: None,
@@ -534,6 +536,7 @@ pub(crate) fn train_and_evaluate(
             prior_mmd_points: n_mmd,
             last_epoch: last_train,
         }),
+        avb: None,
         peak_rss_mb: peak_rss_mb(),
         chain,
         train: TrainTotals {

@@ -27,6 +27,9 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-iwae-k50.toml"),
     ),
     ("fashion-dvae", include_str!("../configs/fashion-dvae.toml")),
+    ("fashion-avb", include_str!("../configs/fashion-avb.toml")),
+    ("avb-toy-vae", include_str!("../configs/avb-toy-vae.toml")),
+    ("avb-toy-avb", include_str!("../configs/avb-toy-avb.toml")),
     ("fashion-aae", include_str!("../configs/fashion-aae.toml")),
     (
         "fashion-aae-2d",

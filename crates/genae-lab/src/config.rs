@@ -10,6 +10,7 @@ use genae_zoo::{Activation, Architecture, Likelihood, VaeConfig};
 use serde::{Deserialize, Serialize};
 
 pub use crate::aae_run::AaeSection;
+pub use crate::avb_run::AvbSection;
 use crate::chains::ChainSection;
 use crate::vq_config::{PriorSection, VqSection};
 
@@ -75,6 +76,10 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 /// The name of the built-in procedural data set (everything else comes from the registry).
 pub const SHAPES: &str = "shapes";
 
+/// The built-in toy data set of AVB's Table 1: the four 2×2 images with one pixel on
+/// (`data.train_size` drawn by `data.seed`, a balanced test set of `data.test_size`).
+pub const AVB_TOY: &str = "avb-toy";
+
 /// The models the engine can train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +91,8 @@ pub enum ModelKind {
     /// VQ-VAE (van den Oord et al., 2017): the networks of `[vq]`, the straight-through
     /// quantizer of genae-samplers, then a gated PixelCNN prior over the code grids (`[prior]`).
     Vqvae,
+    /// Adversarial Variational Bayes of genae-zoo (settings in `[avb]`).
+    Avb,
 }
 
 impl fmt::Display for ModelKind {
@@ -94,6 +101,7 @@ impl fmt::Display for ModelKind {
             Self::Vae => f.write_str("vae"),
             Self::Aae => f.write_str("aae"),
             Self::Vqvae => f.write_str("vqvae"),
+            Self::Avb => f.write_str("avb"),
         }
     }
 }
@@ -138,6 +146,10 @@ pub struct ConfigFile {
     /// The adversarial autoencoder's prior, encoder and discriminator (`model.kind = "aae"`).
     #[serde(skip_serializing_if = "AaeSection::is_default")]
     pub aae: AaeSection,
+    /// Adversarial Variational Bayes: noise, discriminator, step ratio, adaptive contrast
+    /// (`model.kind = "avb"`).
+    #[serde(skip_serializing_if = "AvbSection::is_default")]
+    pub avb: AvbSection,
     /// Markov-chain sampling from the trained model, measured (off unless `enabled`).
     pub chain: ChainSection,
     /// VQ-VAE networks and quantizer (`model.kind = "vqvae"` only; defaults filled in then).
@@ -152,7 +164,7 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataSection {
-    /// `shapes` (generated, the default) or a registry name (`fashion-mnist`, `mnist`, …; see
+    /// `shapes` (generated, the default), `avb-toy` (built in) or a registry name (`fashion-mnist`, `mnist`, …; see
     /// `genae dataset list`).
     pub dataset: String,
     /// Folder to look in first for a registry data set (before `GENAE_DATA_DIR`,
@@ -260,6 +272,11 @@ pub struct EvalSection {
     /// `model.safetensors`, so a long run that is stopped early still says where it got
     /// (0: only at the end).
     pub every: usize,
+    /// Cells per latent axis of the quadrature grid for the exact `log p(x)`
+    /// (`test.exact_log_likelihood`; latent spaces of at most 3 dimensions; 0: skip it).
+    pub exact_log_likelihood_grid: i64,
+    /// The grid covers `[−w, w]^d` of the `N(0, I)` prior.
+    pub exact_log_likelihood_half_width: f64,
 }
 
 impl Default for ConfigFile {
@@ -275,6 +292,7 @@ impl Default for ConfigFile {
             train: TrainSection::default(),
             eval: EvalSection::default(),
             aae: AaeSection::default(),
+            avb: AvbSection::default(),
             chain: ChainSection::default(),
             vq: None,
             prior: None,
@@ -345,6 +363,8 @@ impl Default for EvalSection {
             interpolations: 4,
             latent_points: 2000,
             every: 0,
+            exact_log_likelihood_grid: 0,
+            exact_log_likelihood_half_width: 6.0,
         }
     }
 }
@@ -453,7 +473,7 @@ impl ConfigFile {
             || "must not be empty".into(),
         )?;
         let d = &self.data;
-        let shapes = d.dataset == SHAPES;
+        let shapes = d.dataset == SHAPES || d.dataset == AVB_TOY;
         if !shapes {
             let known = genae_data::registry::manifests().map_err(|e| ConfigError::Invalid {
                 field: "data.dataset",
@@ -463,7 +483,8 @@ impl ConfigFile {
                 known.iter().any(|m| m.name == d.dataset),
                 "data.dataset",
                 || {
-                    let names: Vec<&str> = std::iter::once(SHAPES)
+                    let names: Vec<&str> = [SHAPES, AVB_TOY]
+                        .into_iter()
                         .chain(known.iter().map(|m| m.name.as_str()))
                         .collect();
                     format!("must be one of {}, got `{}`", names.join(", "), d.dataset)
@@ -553,6 +574,14 @@ impl ConfigFile {
         if m.kind == ModelKind::Aae {
             self.aae.validate(m.latent_dim)?;
         }
+        if m.kind == ModelKind::Avb {
+            self.avb.validate()?;
+            check(
+                m.architecture == Architecture::Mlp,
+                "model.architecture",
+                || "AVB's implicit encoder is an MLP: use `{ kind = \"mlp\" }`".into(),
+            )?;
+        }
         let e = &self.eval;
         check(e.log_likelihood_k >= 0, "eval.log_likelihood_k", || {
             format!(
@@ -560,6 +589,28 @@ impl ConfigFile {
                 e.log_likelihood_k
             )
         })?;
+        check(
+            e.exact_log_likelihood_grid >= 0
+                && (e.exact_log_likelihood_grid == 0 || m.latent_dim <= 3),
+            "eval.exact_log_likelihood_grid",
+            || {
+                format!(
+                    "must be ≥ 0, and 0 unless model.latent_dim ≤ 3 (got {} with latent_dim {})",
+                    e.exact_log_likelihood_grid, m.latent_dim
+                )
+            },
+        )?;
+        check(
+            e.exact_log_likelihood_half_width.is_finite()
+                && e.exact_log_likelihood_half_width > 0.0,
+            "eval.exact_log_likelihood_half_width",
+            || {
+                format!(
+                    "must be positive and finite, got {}",
+                    e.exact_log_likelihood_half_width
+                )
+            },
+        )?;
         check(
             e.log_likelihood_chunk >= 1,
             "eval.log_likelihood_chunk",
@@ -591,7 +642,7 @@ impl ConfigFile {
         )?;
         self.chain.validate()?;
         match self.model.kind {
-            ModelKind::Vae | ModelKind::Aae => {
+            ModelKind::Vae | ModelKind::Aae | ModelKind::Avb => {
                 check(self.vq.is_none(), "vq", || {
                     "applies only to model.kind = \"vqvae\"".into()
                 })?;

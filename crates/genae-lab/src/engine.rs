@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{ModelKind, ObjectiveKind, ValidConfig, SHAPES};
+use crate::config::{ModelKind, ObjectiveKind, ValidConfig, AVB_TOY, SHAPES};
 use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
@@ -146,6 +146,9 @@ pub struct RunSummary {
     /// The adversarial autoencoder's numbers (`model.kind = "aae"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aae: Option<crate::aae_run::AaeSummary>,
+    /// Adversarial Variational Bayes' numbers (`model.kind = "avb"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avb: Option<crate::avb_run::AvbSummary>,
     /// Peak resident memory of the process, in MiB (Linux; `None` elsewhere).
     pub peak_rss_mb: Option<f64>,
     /// The Markov-chain evaluation (when `[chain]` is enabled).
@@ -191,6 +194,14 @@ pub struct TestSummary {
     /// the clean-input ELBO above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dvae_bound: Option<f64>,
+    /// `log p(x)` by quadrature over the latent grid (`eval.exact_log_likelihood_grid > 0`),
+    /// averaged over the test set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_log_likelihood: Option<f64>,
+    /// `KL(q(z) ‖ p(z))` of the aggregate posterior `q(z) = E_x q(z|x)` over the test set, by
+    /// the k-nearest-neighbour entropy estimate (computed with the exact log-likelihood).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate_kl: Option<f64>,
 }
 
 /// `test.log_likelihood` in `summary.json`.
@@ -268,6 +279,8 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
             n_positions: d.n_positions,
         };
         shapes_dataset(&spec, d.train_size, d.test_size, d.seed)?
+    } else if d.dataset == AVB_TOY {
+        genae_data::avb_toy::avb_toy_dataset(d.train_size, d.test_size, d.seed)?
     } else {
         let mut dataset = registry::load(&d.dataset, d.dir.as_deref())?;
         if d.train_size > 0 {
@@ -602,6 +615,9 @@ fn train_and_evaluate(
     if config.file().model.kind == ModelKind::Aae {
         return crate::aae_run::train_and_evaluate(config, run_dir, resume);
     }
+    if config.file().model.kind == ModelKind::Avb {
+        return crate::avb_run::train_and_evaluate(config, run_dir, resume);
+    }
     let f = config.file();
     if f.model.kind == crate::ModelKind::Vqvae {
         return crate::vqvae_run::train_vqvae(config, run_dir, resume);
@@ -797,6 +813,8 @@ fn train_and_evaluate(
     save_model(&[("", &vs)], &run_dir)?;
     write_pictures(&vae, &test, image_shape, config, &run_dir, device)?;
     write_latents(&vae, None, &test, &data, config, &run_dir)?;
+    crate::avb_run::write_posterior_samples(&vae, &test, &data, config, &run_dir)?;
+    let exact = crate::avb_run::exact_evaluation(&vae.decoder, &vae, &test, config)?;
 
     let au = active_units(&vae, &test.x, f.eval.batch_size as i64, 0.01)?;
     let log_likelihood = if f.eval.log_likelihood_k > 0 {
@@ -848,10 +866,13 @@ fn train_and_evaluate(
             bits_per_dim: None,
             prior_nll: None,
             dvae_bound,
+            exact_log_likelihood: exact.map(|e| e.log_likelihood),
+            aggregate_kl: exact.map(|e| e.aggregate_kl),
         },
         aae: None,
         vq: None,
         prior: None,
+        avb: None,
         peak_rss_mb: peak_rss_mb(),
         chain,
         train: TrainTotals {

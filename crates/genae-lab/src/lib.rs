@@ -39,6 +39,7 @@
 //! ```
 
 mod aae_run;
+mod avb_run;
 mod catalog;
 mod chains;
 mod classifier_cache;
@@ -54,6 +55,7 @@ mod vq_config;
 mod vqvae_run;
 
 pub use aae_run::{AaeSection, AaeSummary, AaeTestMetrics, AdversarialMetrics};
+pub use avb_run::{AvbAisSummary, AvbSection, AvbSummary, AvbTrainMetrics};
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use chains::{evaluate_chains, ChainSection, ChainSummary, MAX_CHAIN_STEPS};
 pub use classifier_cache::{
@@ -62,15 +64,15 @@ pub use classifier_cache::{
 };
 pub use config::{
     apply_override, ConfigError, ConfigFile, DataSection, EvalSection, ModelKind, ModelSection,
-    ObjectiveKind, TrainSection, ValidConfig, SHAPES,
+    ObjectiveKind, TrainSection, ValidConfig, AVB_TOY, SHAPES,
 };
 pub use engine::{
     resume_experiment, run_experiment, EpochMetrics, LabError, LogLikelihoodSummary, RunSummary,
     SplitMetrics, TestSummary, TrainTotals,
 };
 pub use inference::{
-    run_inference, AvbSection, EightSchools, InferenceConfig, InferenceEvalSection,
-    InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
+    run_inference, AvbSection as InferenceAvbSection, EightSchools, InferenceConfig,
+    InferenceEvalSection, InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
     SHIPPED_INFERENCE_CONFIGS,
 };
 pub use optim::Adam;

@@ -13,7 +13,7 @@ use crate::plots::{line_chart, Line};
 use crate::run_dir::RunDir;
 
 /// The pictures a report shows when the run wrote them, with their captions.
-const PICTURES: [(&str, &str); 7] = [
+const PICTURES: [(&str, &str); 8] = [
     ("curves.png", "Training curves: ELBO per epoch (nats per example)"),
     ("reconstructions.png", "Test images (top) over their reconstructions (bottom)"),
     ("samples.png", "Decoder means of prior samples"),
@@ -22,6 +22,10 @@ const PICTURES: [(&str, &str); 7] = [
         "Decoded linear (upper row of each pair) and spherical (lower row) interpolations between test codes",
     ),
     ("latents.png", "Test codes coloured by label"),
+    (
+        "posterior.png",
+        "Draws of q(z|x) for test images, coloured by label (2-d latent spaces)",
+    ),
     (
         "chain_strips.png",
         "Markov chains from prior samples: one row per step of chain.strip_steps (top: the prior samples), one column per chain (decoder means)",

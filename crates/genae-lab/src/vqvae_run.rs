@@ -535,7 +535,10 @@ pub(crate) fn train_vqvae(
             bits_per_dim: Some(bits(test_rec_nll + last_prior_test)),
             prior_nll: Some(last_prior_test),
             dvae_bound: None,
+            exact_log_likelihood: None,
+            aggregate_kl: None,
         },
+        avb: None,
         train: TrainTotals {
             epochs: f.train.epochs,
             steps: step,

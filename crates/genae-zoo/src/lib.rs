@@ -56,6 +56,7 @@
 mod aae;
 mod autoencoder;
 mod autoencoding;
+mod avb;
 mod classifier;
 mod config;
 mod conv;
@@ -74,6 +75,10 @@ mod vqvae_nets;
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
+pub use avb::{
+    Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, NoiseInjection,
+    PosteriorMoments, AVB_MIN_STD,
+};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
 pub use conv::{ConvDecoder, ConvEncoder, ResidualBlock};
