@@ -12,14 +12,14 @@ use genae_estimators::mmd_gaussian;
 use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
 use genae_zoo::{Aae, AaeConfig, AaeEncoderKind, GenerativeAutoencoder, LatentPrior};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::config::{ConfigError, ValidConfig};
 use crate::engine::{
     epoch_seed, load_training_checkpoint, peak_rss_mb, prepare_data, reconstruction_mse,
     save_model, save_training_checkpoint, to_json, truncate_metrics, write_interpolations,
-    write_latents, DeviceSplit, LabError, Progressed, RunSummary, TestSummary, TrainTotals,
-    CHECKPOINT,
+    write_latents, DeviceSplit, LabError, Players, Progressed, RunSummary, TestSummary,
+    TrainTotals, CHECKPOINT,
 };
 use crate::optim::Adam;
 use crate::progress::Progress;
@@ -200,32 +200,6 @@ impl Sums {
     }
 }
 
-fn non_finite(term: &'static str, value: f64, epoch: usize, step: u64) -> LabError {
-    LabError::NonFinite {
-        term,
-        value,
-        epoch,
-        step,
-    }
-}
-
-/// The three players' stores under their checkpoint names.
-struct Players {
-    encoder: nn::VarStore,
-    decoder: nn::VarStore,
-    discriminator: nn::VarStore,
-}
-
-impl Players {
-    fn named(&self) -> [(&'static str, &nn::VarStore); 3] {
-        [
-            ("encoder", &self.encoder),
-            ("decoder", &self.decoder),
-            ("discriminator", &self.discriminator),
-        ]
-    }
-}
-
 /// `E log p(x|f(x))` at the encoder mean, averaged over a split, in batches.
 fn test_reconstruction(aae: &Aae, split: &DeviceSplit, batch_size: i64) -> Result<f64, LabError> {
     tch::no_grad(|| {
@@ -279,11 +253,7 @@ pub(crate) fn train_and_evaluate(
         Tensor::from_slice(&l).to_device(device)
     };
     let test_labels = label_tensor(&data.test.labels);
-    let players = Players {
-        encoder: nn::VarStore::new(device),
-        decoder: nn::VarStore::new(device),
-        discriminator: nn::VarStore::new(device),
-    };
+    let players = Players::new(device);
     let model_config = AaeConfig {
         networks: config.vae_config(image_shape),
         encoder: a.encoder,
@@ -371,7 +341,12 @@ pub(crate) fn train_and_evaluate(
             let reconstruction_loss = -log_lik.mean(Kind::Float);
             let value = reconstruction_loss.double_value(&[]);
             if !value.is_finite() {
-                return Err(non_finite("reconstruction loss", value, epoch, step + 1));
+                return Err(LabError::non_finite(
+                    "reconstruction loss",
+                    value,
+                    epoch,
+                    step + 1,
+                ));
             }
             reconstruct_encoder.zero_grad();
             reconstruct_decoder.zero_grad();
@@ -388,7 +363,12 @@ pub(crate) fn train_and_evaluate(
             generate.backward_step(&generator_loss);
             let d_value = d_loss.loss.double_value(&[]);
             if !d_value.is_finite() {
-                return Err(non_finite("discriminator loss", d_value, epoch, step + 1));
+                return Err(LabError::non_finite(
+                    "discriminator loss",
+                    d_value,
+                    epoch,
+                    step + 1,
+                ));
             }
 
             sums.reconstruction += log_lik.detach().sum(Kind::Double);
@@ -414,7 +394,7 @@ pub(crate) fn train_and_evaluate(
         train_seconds += seconds;
         examples_trained += seen;
         if !last_train.generator.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "generator loss",
                 last_train.generator,
                 epoch,
@@ -429,7 +409,7 @@ pub(crate) fn train_and_evaluate(
             reconstruction_mse: reconstruction_mse(&aae, &test, batch_size)?,
         };
         if !test_metrics.reconstruction.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "test reconstruction",
                 test_metrics.reconstruction,
                 epoch,

@@ -21,13 +21,13 @@ use genae_zoo::{
     Avb, AvbConfig, Decoder, GenerativeAutoencoder, LatentVariableModel, NoiseInjection, ZooError,
 };
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::config::{ConfigError, ValidConfig};
 use crate::engine::{
     epoch_seed, load_training_checkpoint, peak_rss_mb, prepare_data, reconstruction_mse,
     save_model, save_training_checkpoint, to_json, truncate_metrics, write_interpolations,
-    write_latents, DeviceSplit, LabError, LogLikelihoodSummary, PreparedData, Progressed,
+    write_latents, DeviceSplit, LabError, LogLikelihoodSummary, Players, PreparedData, Progressed,
     RunSummary, TestSummary, TrainTotals, CHECKPOINT,
 };
 use crate::optim::Adam;
@@ -363,31 +363,6 @@ impl Sums {
     }
 }
 
-fn non_finite(term: &'static str, value: f64, epoch: usize, step: u64) -> LabError {
-    LabError::NonFinite {
-        term,
-        value,
-        epoch,
-        step,
-    }
-}
-
-struct Players {
-    encoder: nn::VarStore,
-    decoder: nn::VarStore,
-    discriminator: nn::VarStore,
-}
-
-impl Players {
-    fn named(&self) -> [(&'static str, &nn::VarStore); 3] {
-        [
-            ("encoder", &self.encoder),
-            ("decoder", &self.decoder),
-            ("discriminator", &self.discriminator),
-        ]
-    }
-}
-
 /// The ELBO estimate on a split, in batches, without gradients.
 fn evaluate(avb: &Avb, split: &DeviceSplit, batch_size: i64) -> Result<AvbTestMetrics, LabError> {
     tch::no_grad(|| {
@@ -497,11 +472,7 @@ pub(crate) fn train_and_evaluate(
     seed_everything(f.seed);
     let n_train = data.train.len();
     let test = DeviceSplit::new(&data.test, device)?;
-    let mut players = Players {
-        encoder: nn::VarStore::new(device),
-        decoder: nn::VarStore::new(device),
-        discriminator: nn::VarStore::new(device),
-    };
+    let mut players = Players::new(device);
     let model_config = AvbConfig {
         networks: config.vae_config(image_shape),
         noise_dim: a.noise_dim,
@@ -603,7 +574,12 @@ pub(crate) fn train_and_evaluate(
                 value = out.loss.double_value(&[]);
                 if !value.is_finite() {
                     players.discriminator.unfreeze();
-                    return Err(non_finite("ELBO estimate", value, epoch, step + 1));
+                    return Err(LabError::non_finite(
+                        "ELBO estimate",
+                        value,
+                        epoch,
+                        step + 1,
+                    ));
                 }
                 encode.zero_grad();
                 decode.zero_grad();
@@ -637,7 +613,7 @@ pub(crate) fn train_and_evaluate(
         train_seconds += seconds;
         examples_trained += seen;
         if !train_metrics.discriminator.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "discriminator loss",
                 train_metrics.discriminator,
                 epoch,
@@ -648,7 +624,7 @@ pub(crate) fn train_and_evaluate(
         let eval_started = Instant::now();
         last_test = evaluate(&avb, &test, f.eval.batch_size as i64)?;
         if !last_test.elbo.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "test ELBO estimate",
                 last_test.elbo,
                 epoch,

@@ -82,7 +82,45 @@ pub enum LabError {
     },
 }
 
+/// The parameter stores of an adversarial model's three players (AAE, AVB), each with its own
+/// optimiser, under the names their checkpoints and `model.safetensors` use.
+pub(crate) struct Players {
+    pub(crate) encoder: nn::VarStore,
+    pub(crate) decoder: nn::VarStore,
+    pub(crate) discriminator: nn::VarStore,
+}
+
+impl Players {
+    /// Three empty stores on `device`.
+    pub(crate) fn new(device: Device) -> Self {
+        Self {
+            encoder: nn::VarStore::new(device),
+            decoder: nn::VarStore::new(device),
+            discriminator: nn::VarStore::new(device),
+        }
+    }
+
+    /// `(name, store)` pairs for the checkpoint helpers.
+    pub(crate) fn named(&self) -> [(&'static str, &nn::VarStore); 3] {
+        [
+            ("encoder", &self.encoder),
+            ("decoder", &self.decoder),
+            ("discriminator", &self.discriminator),
+        ]
+    }
+}
+
 impl LabError {
+    /// Training diverged: `term` became `value`.
+    pub(crate) fn non_finite(term: &'static str, value: f64, epoch: usize, step: u64) -> Self {
+        Self::NonFinite {
+            term,
+            value,
+            epoch,
+            step,
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             action,

@@ -78,5 +78,12 @@ pub use inference::{
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
+
+/// libtorch's generator is global: unit tests of this crate that seed it take turns.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 pub use vq_config::{PriorSection, VqSection};
 pub use vqvae_run::{PriorSummary, VqSummary};

@@ -169,6 +169,7 @@ mod tests {
 
     #[test]
     fn matches_libtorchs_adam_step_for_step() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         let vs_a = VarStore::new(Device::Cpu);
         let loss_a = problem(&vs_a);
@@ -191,6 +192,7 @@ mod tests {
 
     #[test]
     fn restored_state_continues_identically() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(4);
         let vs_a = VarStore::new(Device::Cpu);
         let loss_a = problem(&vs_a);

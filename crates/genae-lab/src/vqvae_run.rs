@@ -183,15 +183,6 @@ fn perplexity_and_used(usage: &Tensor) -> Result<(f64, usize), LabError> {
     Ok((perplexity, used))
 }
 
-fn non_finite(term: &'static str, value: f64, epoch: usize, step: u64) -> LabError {
-    LabError::NonFinite {
-        term,
-        value,
-        epoch,
-        step,
-    }
-}
-
 /// Mean PixelCNN NLL (nats per grid) of `codes` in batches, without gradients.
 fn mean_prior_nll(prior: &GatedPixelCnn, codes: &Tensor, batch_size: i64) -> Result<f64, LabError> {
     tch::no_grad(|| {
@@ -305,7 +296,7 @@ pub(crate) fn train_vqvae(
             if device == Device::Cpu || progress.wants_update(b as u64 + 1) {
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
-                    return Err(non_finite("VQ-VAE loss", value, epoch, step + 1));
+                    return Err(LabError::non_finite("VQ-VAE loss", value, epoch, step + 1));
                 }
             }
             optimizer.backward_step(&loss);
@@ -343,7 +334,7 @@ pub(crate) fn train_vqvae(
             codes_used,
         };
         if !train_metrics.reconstruction_mse.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "reconstruction error",
                 train_metrics.reconstruction_mse,
                 epoch,
@@ -439,7 +430,12 @@ pub(crate) fn train_vqvae(
             if device == Device::Cpu {
                 let value = loss.double_value(&[]);
                 if !value.is_finite() {
-                    return Err(non_finite("PixelCNN NLL", value, epoch, prior_step + 1));
+                    return Err(LabError::non_finite(
+                        "PixelCNN NLL",
+                        value,
+                        epoch,
+                        prior_step + 1,
+                    ));
                 }
             }
             prior_optimizer.backward_step(&loss);
@@ -460,7 +456,7 @@ pub(crate) fn train_vqvae(
         last_prior_train = total.double_value(&[]) / n_codes as f64;
         last_prior_test = mean_prior_nll(&prior, &test_codes, eval_batch)?;
         if !last_prior_train.is_finite() || !last_prior_test.is_finite() {
-            return Err(non_finite(
+            return Err(LabError::non_finite(
                 "PixelCNN NLL",
                 last_prior_test,
                 epoch,
