@@ -417,22 +417,7 @@ impl ValidConfig {
 
     /// Parses `text` (named `source_name` in errors), applies `overrides` and validates.
     pub fn from_toml_str(text: &str, source_name: &str, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    source_name: source_name.to_string(),
-                    message: e.to_string().trim().to_string(),
-                })?;
-        for arg in overrides {
-            apply_override(&mut table, arg)?;
-        }
-        let file: ConfigFile = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::Field {
-                source_name: source_name.to_string(),
-                field: e.path().to_string(),
-                message: e.inner().to_string().trim().replace('\n', " "),
-            })?;
-        file.validate()
+        parse_with_overrides::<ConfigFile>(text, source_name, overrides)?.validate()
     }
 }
 
@@ -665,6 +650,29 @@ impl ConfigFile {
         }
         Ok(ValidConfig { file: self, device })
     }
+}
+
+/// Parses TOML `text` (named `source_name` in errors), applies `--set` style `overrides` and
+/// deserialises it, naming the file and the dotted field of the first problem.
+pub(crate) fn parse_with_overrides<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+    overrides: &[String],
+) -> Result<T> {
+    let mut table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                source_name: source_name.to_string(),
+                message: e.to_string().trim().to_string(),
+            })?;
+    for arg in overrides {
+        apply_override(&mut table, arg)?;
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Field {
+        source_name: source_name.to_string(),
+        field: e.path().to_string(),
+        message: e.inner().to_string().trim().replace('\n', " "),
+    })
 }
 
 /// Applies one `section.key=value` override to a parsed TOML table. The value is read as a TOML

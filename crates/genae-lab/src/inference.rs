@@ -19,7 +19,7 @@ use genae_zoo::{Activation, Mlp};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
-use crate::config::{apply_override, ConfigError};
+use crate::config::{parse_with_overrides, ConfigError};
 use crate::engine::{to_json, LabError};
 use crate::optim::Adam;
 use crate::run_dir::RunDir;
@@ -287,23 +287,7 @@ impl InferenceConfig {
         source_name: &str,
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    source_name: source_name.to_string(),
-                    message: e.to_string().trim().to_string(),
-                })?;
-        for arg in overrides {
-            apply_override(&mut table, arg)?;
-        }
-        let config: Self =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                ConfigError::Field {
-                    source_name: source_name.to_string(),
-                    field: e.path().to_string(),
-                    message: e.inner().to_string().trim().replace('\n', " "),
-                }
-            })?;
+        let config: Self = parse_with_overrides(text, source_name, overrides)?;
         config.validate()?;
         Ok(config)
     }

@@ -1,9 +1,12 @@
 //! Adversarial autoencoder runs: the run directory, the summary's keys, and resuming.
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use genae_lab::{resume_experiment, run_experiment, ValidConfig};
+
+use common::{config_in, metrics, torch_rng_lock};
 
 const TINY: &str = r#"
     name = "aae"
@@ -35,24 +38,8 @@ const TINY: &str = r#"
     log_likelihood_k = 0
 "#;
 
-/// libtorch's generator is global: tests that train in this process take turns.
-fn torch_rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(out: &Path, extra: &[&str]) -> ValidConfig {
-    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    ValidConfig::from_toml_str(TINY, "tiny-aae.toml", &overrides).unwrap()
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    config_in(TINY, "tiny-aae.toml", out, extra)
 }
 
 #[test]

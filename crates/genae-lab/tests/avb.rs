@@ -2,10 +2,13 @@
 //! keys (exact log-likelihood by quadrature, aggregate KL, importance-sampled `L_k`), the
 //! frozen discriminator during primal steps, and resuming.
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use genae_lab::{resume_experiment, run_experiment, ValidConfig};
+
+use common::{config_in, metrics, summary, torch_rng_lock};
 
 const TINY: &str = r#"
     name = "avb"
@@ -42,28 +45,8 @@ const TINY: &str = r#"
     exact_log_likelihood_grid = 120
 "#;
 
-/// libtorch's generator is global: tests that train in this process take turns.
-fn torch_rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(out: &Path, extra: &[&str]) -> ValidConfig {
-    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    ValidConfig::from_toml_str(TINY, "tiny-avb.toml", &overrides).unwrap()
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    config_in(TINY, "tiny-avb.toml", out, extra)
 }
 
 #[test]

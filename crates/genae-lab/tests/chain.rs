@@ -1,10 +1,13 @@
 //! The `[chain]` evaluation end to end on a tiny shapes run, and the classifier cache: trained
 //! once, reused, and a corrupt cache file is an error naming it.
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use genae_lab::{classifier_cache_dir, load_or_train_classifier, run_experiment, ValidConfig};
+
+use common::{config_in, torch_rng_lock};
 use tch::{Device, Kind, Tensor};
 
 const TINY: &str = r#"
@@ -45,16 +48,8 @@ const TINY: &str = r#"
     batch_size = 50
 "#;
 
-/// libtorch's generator is global: tests that train in this process take turns.
-fn torch_rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(out: &Path, extra: &[&str]) -> ValidConfig {
-    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    ValidConfig::from_toml_str(TINY, "tiny.toml", &overrides).unwrap()
+    config_in(TINY, "tiny.toml", out, extra)
 }
 
 /// The data set of `TINY`, as the engine loads it (grey levels).

@@ -1,12 +1,15 @@
 //! Checkpoints and resuming: a resumed run gives the uninterrupted run's numbers, and a run
 //! killed with SIGKILL mid-training loses at most the epoch in progress.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use genae_lab::{resume_experiment, run_experiment, ValidConfig};
+
+use common::{config_in, metrics, torch_rng_lock};
 
 const TINY: &str = r#"
     name = "resume"
@@ -35,24 +38,8 @@ const TINY: &str = r#"
     log_likelihood_images = 10
 "#;
 
-/// libtorch's generator is global: tests that train in this process take turns.
-fn torch_rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(out: &Path, extra: &[&str]) -> ValidConfig {
-    let mut overrides = vec![format!("output_dir=\"{}\"", out.display())];
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    ValidConfig::from_toml_str(TINY, "tiny.toml", &overrides).unwrap()
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    config_in(TINY, "tiny.toml", out, extra)
 }
 
 /// The per-epoch numbers that must not depend on interruptions (no timings).

@@ -2,21 +2,18 @@
 //! keys and how they add up, the metrics lines of both phases, the refused resume; and the VAE
 //! summary's new `test.reconstruction_mse` (with no VQ-VAE keys).
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use genae_data::shapes::{shapes_dataset, ShapesSpec};
 use genae_lab::{load_shipped, resume_experiment, run_experiment, ValidConfig};
+
+use common::torch_rng_lock;
 use genae_samplers::VectorQuantizer;
 use genae_zoo::{discretized_gaussian_log_prob, Vae, VqDecoder, VqEncoder};
 use serde_json::Value;
 use tch::{nn, Device, Kind, Tensor};
-
-/// libtorch's generator is global: tests that train in this process take turns.
-fn torch_rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
