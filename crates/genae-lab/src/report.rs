@@ -160,14 +160,19 @@ fn metrics_section(html: &mut String, metrics: &[Value]) {
     if metrics.is_empty() {
         return;
     }
-    const COLUMNS: [(&str, &str); 14] = [
+    const COLUMNS: [(&str, &str); 19] = [
         ("epoch", "epoch"),
+        ("phase", "phase"),
         ("train.elbo", "train ELBO"),
         ("test.elbo", "test ELBO"),
         ("train.reconstruction", "train reconstruction"),
         ("test.reconstruction", "test reconstruction"),
         ("test.kl", "test KL"),
+        ("train.reconstruction_mse", "train MSE"),
         ("test.reconstruction_mse", "test MSE"),
+        ("test.perplexity", "test perplexity"),
+        ("train_nll", "prior train NLL"),
+        ("test_nll", "prior test NLL"),
         ("train.discriminator", "D loss"),
         ("train.discriminator_accuracy", "D accuracy"),
         ("train.generator", "G loss"),
@@ -231,41 +236,54 @@ fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
             .filter_map(|m| Some((m["epoch"].as_f64()?, get(m, key).as_f64()?)))
             .collect()
     };
-    let mut lines = Vec::new();
-    for (name, key) in [("train ELBO", "train.elbo"), ("test ELBO", "test.elbo")] {
-        lines.push(Line {
-            name,
-            points: series(key),
-        });
-    }
-    // Models without an ELBO (adversarial autoencoders): their reconstruction terms.
-    if lines.iter().all(|l| l.points.is_empty()) {
-        lines.clear();
+    // The first group some epoch has: the ELBO, else the reconstruction log-likelihood
+    // (adversarial autoencoders), else the reconstruction MSE (VQ-VAE).
+    let groups: [([(&str, &str); 2], &str); 3] = [
+        (
+            [("train ELBO", "train.elbo"), ("test ELBO", "test.elbo")],
+            "nats per example",
+        ),
+        (
+            [
+                ("train reconstruction", "train.reconstruction"),
+                ("test reconstruction", "test.reconstruction"),
+            ],
+            "nats per example",
+        ),
+        (
+            [
+                ("train MSE", "train.reconstruction_mse"),
+                ("test MSE", "test.reconstruction_mse"),
+            ],
+            "squared error per pixel",
+        ),
+    ];
+    let (mut lines, y_label) = groups
+        .iter()
+        .map(|(keys, unit)| {
+            let lines: Vec<Line> = keys
+                .iter()
+                .map(|&(name, key)| Line {
+                    name,
+                    points: series(key),
+                })
+                .collect();
+            (lines, *unit)
+        })
+        .find(|(lines, _)| lines.iter().any(|l| !l.points.is_empty()))
+        .unwrap_or_else(|| (Vec::new(), "nats per example"));
+    if y_label == "nats per example" {
         for (name, key) in [
-            ("train reconstruction", "train.reconstruction"),
-            ("test reconstruction", "test.reconstruction"),
+            ("validation ELBO", "validation.elbo"),
+            ("test L_k", "log_likelihood.value"),
         ] {
-            lines.push(Line {
-                name,
-                points: series(key),
-            });
+            let points = series(key);
+            if !points.is_empty() {
+                lines.push(Line { name, points });
+            }
         }
     }
-    for (name, key) in [
-        ("validation ELBO", "validation.elbo"),
-        ("test L_k", "log_likelihood.value"),
-    ] {
-        let points = series(key);
-        if !points.is_empty() {
-            lines.push(Line { name, points });
-        }
-    }
-    line_chart(
-        &lines,
-        "Training curves",
-        ("epoch", "nats per example"),
-        path,
-    )
+    line_chart(&lines, "Training curves", ("epoch", y_label), path)
 }
 
 #[cfg(test)]
@@ -327,5 +345,33 @@ mod tests {
             html.contains("<tr><td>5</td><td>3.250</td><td>0.125</td><td></td></tr>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_vq_vae_report_shows_its_phases_and_mse_curves() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = RunDir::create(out.path(), "vq").unwrap();
+        for epoch in 1..=2 {
+            let line = format!(
+                "{{\"phase\":\"vqvae\",\"epoch\":{epoch},\"train\":{{\"reconstruction_mse\":{}}},\"test\":{{\"reconstruction_mse\":0.0125,\"perplexity\":99.5}}}}",
+                0.05 / epoch as f64
+            );
+            dir.append_line("metrics.jsonl", &line).unwrap();
+        }
+        dir.append_line(
+            "metrics.jsonl",
+            r#"{"phase":"prior","epoch":3,"train_nll":120.5,"test_nll":118.25}"#,
+        )
+        .unwrap();
+        let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+        for text in [
+            "<th>phase</th>",
+            "<th>test perplexity</th>",
+            "<td>118.250</td>",
+            "<td>0.025</td>",
+        ] {
+            assert!(html.contains(text), "{text} missing from {html}");
+        }
+        assert!(html.contains("data:image/png;base64,"), "curves embedded");
     }
 }
