@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher};
+use genae_data::batch::Prefetcher;
 use genae_estimators::mmd_gaussian;
-use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
+use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images};
 use genae_zoo::{Aae, AaeConfig, AaeEncoderKind, GenerativeAutoencoder, LatentPrior};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -17,9 +17,9 @@ use tch::{Device, Kind, Tensor};
 use crate::config::{ConfigError, ValidConfig};
 use crate::engine::{
     epoch_seed, load_training_checkpoint, peak_rss_mb, prepare_data, reconstruction_mse,
-    save_model, save_training_checkpoint, to_json, truncate_metrics, write_interpolations,
-    write_latents, DeviceSplit, LabError, Players, Progressed, RunSummary, TestSummary,
-    TrainTotals, CHECKPOINT,
+    run_device, save_model, save_training_checkpoint, to_json, training_batches, truncate_metrics,
+    write_interpolations, write_latents, write_summary, DeviceSplit, LabError, Players, Progressed,
+    RunSummary, TestSummary, TrainTotals, CHECKPOINT,
 };
 use crate::optim::Adam;
 use crate::progress::Progress;
@@ -225,10 +225,7 @@ pub(crate) fn train_and_evaluate(
 ) -> Result<RunSummary, LabError> {
     let f = config.file();
     let a = &f.aae;
-    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    if f.threads > 0 {
-        tch::set_num_threads(f.threads as i32);
-    }
+    let device = run_device(config)?;
     let data = prepare_data(config)?;
     let [c, h, w] = data.train.image_shape;
     let image_shape = [c as i64, h as i64, w as i64];
@@ -292,14 +289,7 @@ pub(crate) fn train_and_evaluate(
         Progressed::default()
     };
 
-    let batch_options = BatchOptions {
-        batch_size: f.train.batch_size,
-        shuffle: true,
-        drop_last: f.train.drop_last,
-        seed: f.data.seed,
-        binarize: data.dynamic,
-    };
-    let steps_per_epoch = batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last);
+    let (batch_options, steps_per_epoch) = training_batches(config, &data)?;
     let mut progress = Progress::new(f.train.epochs, steps_per_epoch as u64);
     progress.line(&format!(
         "genae: aae ({} encoder, {} prior{}) on {} ({n_train} train / {} test, {c}x{h}x{w}) on {device:?}, {} epochs → {}",
@@ -527,9 +517,7 @@ pub(crate) fn train_and_evaluate(
             last_epoch: None,
         },
     };
-    let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
-    run_dir.write_atomic("summary.json", json.as_bytes())?;
-    crate::report::write_report(&run_dir)?;
+    write_summary(&run_dir, &summary)?;
     progress_summary(&summary);
     Ok(summary)
 }

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use genae_data::{Dataset, ImageSet};
-use genae_tensor::{tensor_from_u8_images, DeviceSpec};
+use genae_tensor::tensor_from_u8_images;
 use genae_zoo::{Activation, Classifier, ClassifierConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{ConfigError, ValidConfig, SHAPES};
-use crate::engine::{load_dataset, LabError};
+use crate::engine::{load_dataset, run_device, LabError};
 use crate::optim::Adam;
 use crate::run_dir::RunDir;
 
@@ -284,11 +284,7 @@ pub fn load_or_train_classifier(
 /// [`load_or_train_classifier`] for `config` alone, as `genae classifier train` runs it: the
 /// device and threads resolved as a run resolves them, the data set loaded.
 pub fn classifier_for_config(config: &ValidConfig) -> Result<CachedClassifier, LabError> {
-    let f = config.file();
-    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    if f.threads > 0 {
-        tch::set_num_threads(f.threads as i32);
-    }
+    let device = run_device(config)?;
     let data = load_dataset(config)?;
     load_or_train_classifier(config, &data, device)
 }

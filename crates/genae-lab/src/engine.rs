@@ -482,6 +482,53 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metrics always serialise")
 }
 
+/// The run's device (`device`, or `GENAE_DEVICE`), with libtorch's threads set from
+/// `threads`.
+pub(crate) fn run_device(config: &ValidConfig) -> Result<Device, LabError> {
+    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
+    if config.file().threads > 0 {
+        tch::set_num_threads(config.file().threads as i32);
+    }
+    Ok(device)
+}
+
+/// The training batches' options (shuffled, seeded by `data.seed`, binarised afresh when the
+/// data are dynamic) and the steps per epoch; an error naming `train.batch_size` when
+/// `drop_last` leaves no batch.
+pub(crate) fn training_batches(
+    config: &ValidConfig,
+    data: &PreparedData,
+) -> Result<(BatchOptions, usize), LabError> {
+    let f = config.file();
+    let n_train = data.train.len();
+    let options = BatchOptions {
+        batch_size: f.train.batch_size,
+        shuffle: true,
+        drop_last: f.train.drop_last,
+        seed: f.data.seed,
+        binarize: data.dynamic,
+    };
+    let steps = batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last);
+    if steps == 0 {
+        return Err(LabError::Config(crate::ConfigError::Invalid {
+            field: "train.batch_size",
+            reason: format!(
+                "with drop_last, a batch of {} leaves no batch from {n_train} training examples",
+                f.train.batch_size
+            ),
+        }));
+    }
+    Ok((options, steps))
+}
+
+/// Writes `summary.json` (atomically) and then `report.html`.
+pub(crate) fn write_summary(run_dir: &RunDir, summary: &RunSummary) -> Result<(), LabError> {
+    let json = serde_json::to_string_pretty(summary).expect("the summary always serialises");
+    run_dir.write_atomic("summary.json", json.as_bytes())?;
+    crate::report::write_report(run_dir)?;
+    Ok(())
+}
+
 /// Runs one experiment: builds the data and the model, trains with Adam on the negative ELBO,
 /// evaluates the test set after every epoch, and writes the run directory (see the crate docs).
 /// Returns the summary, whose `run_dir` says where everything went.
@@ -660,10 +707,7 @@ fn train_and_evaluate(
     if f.model.kind == crate::ModelKind::Vqvae {
         return crate::vqvae_run::train_vqvae(config, run_dir, resume);
     }
-    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    if f.threads > 0 {
-        tch::set_num_threads(f.threads as i32);
-    }
+    let device = run_device(config)?;
     let data = prepare_data(config)?;
     let [c, h, w] = data.train.image_shape;
     let image_shape = [c as i64, h as i64, w as i64];
@@ -689,23 +733,7 @@ fn train_and_evaluate(
         Progressed::default()
     };
 
-    let batch_options = BatchOptions {
-        batch_size: f.train.batch_size,
-        shuffle: true,
-        drop_last: f.train.drop_last,
-        seed: f.data.seed,
-        binarize: data.dynamic,
-    };
-    let steps_per_epoch = batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last);
-    if steps_per_epoch == 0 {
-        return Err(LabError::Config(crate::ConfigError::Invalid {
-            field: "train.batch_size",
-            reason: format!(
-                "with drop_last, a batch of {} leaves no batch from {n_train} training examples",
-                f.train.batch_size
-            ),
-        }));
-    }
+    let (batch_options, steps_per_epoch) = training_batches(config, &data)?;
     let objective = match f.train.objective {
         ObjectiveKind::Elbo => Objective::Elbo {
             beta: f.train.beta,
@@ -921,9 +949,7 @@ fn train_and_evaluate(
             last_epoch: Some(last_train),
         },
     };
-    let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
-    run_dir.write_atomic("summary.json", json.as_bytes())?;
-    crate::report::write_report(&run_dir)?;
+    write_summary(&run_dir, &summary)?;
     Ok(summary)
 }
 

@@ -19,17 +19,17 @@
 
 use std::time::Instant;
 
-use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher};
+use genae_data::batch::Prefetcher;
 use genae_samplers::VectorQuantizer;
-use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images, DeviceSpec};
+use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images};
 use genae_zoo::{discretized_gaussian_log_prob, GatedPixelCnn, VqDecoder, VqEncoder};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ValidConfig;
 use crate::engine::{
-    epoch_seed, peak_rss_mb, prepare_data, save_model, to_json, DeviceSplit, LabError, RunSummary,
-    SplitMetrics, TestSummary, TrainTotals,
+    epoch_seed, peak_rss_mb, prepare_data, run_device, save_model, to_json, training_batches,
+    write_summary, DeviceSplit, LabError, RunSummary, SplitMetrics, TestSummary, TrainTotals,
 };
 use crate::optim::Adam;
 use crate::progress::Progress;
@@ -218,10 +218,7 @@ pub(crate) fn train_vqvae(
     let f = config.file();
     let vq_section = f.vq.clone().unwrap_or_default();
     let prior_section = f.prior.clone().unwrap_or_default();
-    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    if f.threads > 0 {
-        tch::set_num_threads(f.threads as i32);
-    }
+    let device = run_device(config)?;
     let data = prepare_data(config)?;
     let [c, h, w] = data.train.image_shape;
     let image_shape = [c as i64, h as i64, w as i64];
@@ -242,23 +239,8 @@ pub(crate) fn train_vqvae(
     };
     let [_, gh, gw] = model.encoder.grid_shape();
     let mut optimizer = Adam::new(&vs, f.train.learning_rate);
-    let batch_options = BatchOptions {
-        batch_size: f.train.batch_size,
-        shuffle: true,
-        drop_last: f.train.drop_last,
-        seed: f.data.seed,
-        binarize: false,
-    };
-    let steps_per_epoch = batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last);
-    if steps_per_epoch == 0 {
-        return Err(LabError::Config(crate::ConfigError::Invalid {
-            field: "train.batch_size",
-            reason: format!(
-                "with drop_last, a batch of {} leaves no batch from {n_train} training examples",
-                f.train.batch_size
-            ),
-        }));
-    }
+    // Grey levels only (validation requires `data.binarize = "none"`).
+    let (batch_options, steps_per_epoch) = training_batches(config, &data)?;
     let eval_batch = f.eval.batch_size as i64;
     let mut progress = Progress::new(f.train.epochs, steps_per_epoch as u64);
     progress.line(&format!(
@@ -575,9 +557,7 @@ pub(crate) fn train_vqvae(
          nats/grid, {:.4} bits/dim",
         bits(test_rec_nll + last_prior_test)
     );
-    let json = serde_json::to_string_pretty(&summary).expect("the summary always serialises");
-    run_dir.write_atomic("summary.json", json.as_bytes())?;
-    crate::report::write_report(&run_dir)?;
+    write_summary(&run_dir, &summary)?;
     Ok(summary)
 }
 
