@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use genae_data::batch::Prefetcher;
 use genae_estimators::mmd_gaussian;
-use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images};
+use genae_tensor::{seed_everything, tensor_from_u8_images};
 use genae_zoo::{Aae, AaeConfig, AaeEncoderKind, GenerativeAutoencoder, LatentPrior};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -18,8 +18,8 @@ use crate::config::{ConfigError, ValidConfig};
 use crate::engine::{
     epoch_seed, load_training_checkpoint, peak_rss_mb, prepare_data, reconstruction_mse,
     run_device, save_model, save_training_checkpoint, to_json, training_batches, truncate_metrics,
-    write_interpolations, write_latents, write_summary, DeviceSplit, LabError, Players, Progressed,
-    RunSummary, TestSummary, TrainTotals, CHECKPOINT,
+    write_interpolations, write_latents, write_reconstructions_and_samples, write_summary,
+    DeviceSplit, LabError, Players, Progressed, RunSummary, TestSummary, TrainTotals, CHECKPOINT,
 };
 use crate::optim::Adam;
 use crate::progress::Progress;
@@ -474,7 +474,7 @@ pub(crate) fn train_and_evaluate(
         (None, None)
     };
 
-    write_aae_pictures(&aae, &test, image_shape, config, &run_dir, device)?;
+    write_reconstructions_and_samples(&aae, &test, image_shape, config, &run_dir, device)?;
     let chain = crate::chains::evaluate_chains(&aae, config, &test.x, &run_dir, device)?;
     write_interpolations(&aae, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&aae, prior_draws.as_ref(), &test, &data, config, &run_dir)?;
@@ -532,30 +532,4 @@ fn progress_summary(summary: &RunSummary) {
             a.prior_mmd_points
         );
     }
-}
-
-/// `reconstructions.png` and `samples.png` (decoder means of prior draws).
-fn write_aae_pictures(
-    aae: &Aae,
-    test: &DeviceSplit,
-    image_shape: [i64; 3],
-    config: &ValidConfig,
-    run_dir: &RunDir,
-    device: Device,
-) -> Result<(), LabError> {
-    let e = &config.file().eval;
-    let [c, h, w] = image_shape;
-    let n = (e.reconstructions as i64).min(test.n);
-    let originals = test.x.narrow(0, 0, n);
-    let pair = Tensor::cat(
-        &[originals.shallow_clone(), aae.reconstruct(&originals)?],
-        0,
-    )
-    .view([-1, c, h, w]);
-    save_image_grid(&pair, n as usize, &run_dir.file("reconstructions.png"))?;
-    let z = aae.sample_prior_codes(e.samples as i64, None, device)?;
-    let samples = tch::no_grad(|| aae.decoder.mean(&z))?.view([-1, c, h, w]);
-    let ncol = (e.samples as f64).sqrt().ceil() as usize;
-    save_image_grid(&samples, ncol, &run_dir.file("samples.png"))?;
-    Ok(())
 }

@@ -16,7 +16,7 @@ use genae_estimators::{
 };
 use genae_samplers::{ais_log_likelihood, AisConfig, AisInitial};
 use genae_tensor::DiagGaussian;
-use genae_tensor::{save_image_grid, seed_everything, tensor_from_u8_images};
+use genae_tensor::{seed_everything, tensor_from_u8_images};
 use genae_zoo::{
     Avb, AvbConfig, Decoder, GenerativeAutoencoder, LatentVariableModel, NoiseInjection, ZooError,
 };
@@ -27,9 +27,9 @@ use crate::config::{ConfigError, ValidConfig};
 use crate::engine::{
     epoch_seed, load_training_checkpoint, peak_rss_mb, prepare_data, reconstruction_mse,
     run_device, save_model, save_training_checkpoint, to_json, training_batches, truncate_metrics,
-    write_interpolations, write_latents, write_summary, DeviceSplit, LabError,
-    LogLikelihoodSummary, Players, PreparedData, Progressed, RunSummary, TestSummary, TrainTotals,
-    CHECKPOINT,
+    write_interpolations, write_latents, write_reconstructions_and_samples, write_summary,
+    DeviceSplit, LabError, LogLikelihoodSummary, Players, PreparedData, Progressed, RunSummary,
+    TestSummary, TrainTotals, CHECKPOINT,
 };
 use crate::optim::Adam;
 use crate::progress::Progress;
@@ -675,7 +675,7 @@ pub(crate) fn train_and_evaluate(
     save_model(&players.named(), &run_dir)?;
     let batch_size = f.eval.batch_size as i64;
     let mse = reconstruction_mse(&avb, &test, batch_size)?;
-    write_avb_pictures(&avb, &test, image_shape, config, &run_dir, device)?;
+    write_reconstructions_and_samples(&avb, &test, image_shape, config, &run_dir, device)?;
     let chain = crate::chains::evaluate_chains(&avb, config, &test.x, &run_dir, device)?;
     write_interpolations(&avb, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&avb, None, &test, &data, config, &run_dir)?;
@@ -751,30 +751,4 @@ pub(crate) fn train_and_evaluate(
     };
     write_summary(&run_dir, &summary)?;
     Ok(summary)
-}
-
-/// `reconstructions.png` and `samples.png` (decoder means of prior draws).
-fn write_avb_pictures(
-    avb: &Avb,
-    test: &DeviceSplit,
-    image_shape: [i64; 3],
-    config: &ValidConfig,
-    run_dir: &RunDir,
-    device: Device,
-) -> Result<(), LabError> {
-    let e = &config.file().eval;
-    let [c, h, w] = image_shape;
-    let n = (e.reconstructions as i64).min(test.n);
-    let originals = test.x.narrow(0, 0, n);
-    let pair = Tensor::cat(
-        &[originals.shallow_clone(), avb.reconstruct(&originals)?],
-        0,
-    )
-    .view([-1, c, h, w]);
-    save_image_grid(&pair, n as usize, &run_dir.file("reconstructions.png"))?;
-    let z = avb.sample_prior(e.samples as i64, device)?;
-    let samples = tch::no_grad(|| avb.decoder.mean(&z))?.view([-1, c, h, w]);
-    let ncol = (e.samples as f64).sqrt().ceil() as usize;
-    save_image_grid(&samples, ncol, &run_dir.file("samples.png"))?;
-    Ok(())
 }

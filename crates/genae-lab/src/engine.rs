@@ -877,7 +877,8 @@ fn train_and_evaluate(
 
     tch::manual_seed(epoch_seed(f.seed, 0) as i64);
     save_model(&[("", &vs)], &run_dir)?;
-    write_pictures(&vae, &test, image_shape, config, &run_dir, device)?;
+    write_reconstructions_and_samples(&vae, &test, image_shape, config, &run_dir, device)?;
+    write_interpolations(&vae, &test, image_shape, f.eval.interpolations, &run_dir)?;
     write_latents(&vae, None, &test, &data, config, &run_dir)?;
     crate::avb_run::write_posterior_samples(&vae, &test, &data, config, &run_dir)?;
     let exact = crate::avb_run::exact_evaluation(&vae.decoder, &vae, &test, config)?;
@@ -953,8 +954,10 @@ fn train_and_evaluate(
     Ok(summary)
 }
 
-fn write_pictures(
-    vae: &Vae,
+/// `reconstructions.png` (test images over the decoder means at their codes' means) and
+/// `samples.png` (decoder means of prior draws), for any model that encodes and decodes.
+pub(crate) fn write_reconstructions_and_samples<M: GenerativeAutoencoder + ?Sized>(
+    model: &M,
     test: &DeviceSplit,
     image_shape: [i64; 3],
     config: &ValidConfig,
@@ -963,20 +966,17 @@ fn write_pictures(
 ) -> Result<(), LabError> {
     let e = &config.file().eval;
     let [c, h, w] = image_shape;
-    let n = e.reconstructions as i64;
+    let n = (e.reconstructions as i64).min(test.n);
     let originals = test.x.narrow(0, 0, n);
-    let reconstructions = vae.reconstruct(&originals)?;
+    let reconstructions = model.decode_mean(&model.encode_mean(&originals)?)?;
     let pair = Tensor::cat(&[originals, reconstructions], 0).view([-1, c, h, w]);
-    save_image_grid(
-        &pair,
-        e.reconstructions,
-        &run_dir.file("reconstructions.png"),
-    )?;
+    save_image_grid(&pair, n as usize, &run_dir.file("reconstructions.png"))?;
 
-    let samples = vae.sample(e.samples as i64, device)?.view([-1, c, h, w]);
+    let z = model.sample_prior(e.samples as i64, device)?;
+    let samples = tch::no_grad(|| model.decode_mean(&z))?.view([-1, c, h, w]);
     let ncol = (e.samples as f64).sqrt().ceil() as usize;
     save_image_grid(&samples, ncol, &run_dir.file("samples.png"))?;
-    write_interpolations(vae, test, image_shape, e.interpolations, run_dir)
+    Ok(())
 }
 
 /// Saves the parameters as `model.safetensors`, through a temporary file and a rename: each
