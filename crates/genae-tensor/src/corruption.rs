@@ -232,16 +232,10 @@ impl fmt::Display for Corruption {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::torch_rng_lock;
     use tch::{Device, Kind};
 
     const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
-
-    /// libtorch's generator is global to the process and unit tests run on parallel threads:
-    /// every test that draws random numbers holds this lock, so its draws are its own.
-    fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 
     fn scalar(t: &Tensor) -> f64 {
         t.to_kind(Kind::Double).double_value(&[])

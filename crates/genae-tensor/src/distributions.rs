@@ -184,6 +184,7 @@ mod tests {
 
     #[test]
     fn analytic_kl_to_standard_normal_matches_monte_carlo() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(7);
         let q = gaussian(&[0.5, -1.0, 2.0], &[0.3, -0.7, 1.1]);
         let p = DiagGaussian::standard_like(q.mean()).unwrap();
@@ -205,6 +206,7 @@ mod tests {
 
     #[test]
     fn kl_between_diagonal_gaussians_matches_its_formula_and_monte_carlo() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(11);
         let (m1, s1) = ([0.2f64, -0.4], [0.5f64, -0.3]);
         let (m2, s2) = ([1.0f64, 0.3], [-0.2f64, 0.8]);
@@ -230,6 +232,7 @@ mod tests {
 
     #[test]
     fn rsample_has_the_right_moments_and_carries_gradients() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         let mean = Tensor::from_slice(&[1.5f32, -2.0])
             .view([1, 2])

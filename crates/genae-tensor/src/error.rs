@@ -35,6 +35,15 @@ pub enum TensorError {
         /// What was expected and what was given.
         reason: String,
     },
+    /// An optimiser state (e.g. from a checkpoint) that does not fit the optimiser: an entry
+    /// missing, of the wrong shape, or out of range.
+    #[error("optimiser state `{key}`: {reason}")]
+    OptimizerState {
+        /// The entry concerned, e.g. `adam.m.encoder.layer0.weight`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

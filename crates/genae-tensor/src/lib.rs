@@ -13,7 +13,9 @@
 //! - [`save_image_grid`]: write a batch of images as one PNG grid;
 //! - [`Corruption`]: the corruption processes `C(x̃|x)` of denoising autoencoders and denoising
 //!   Markov chains (additive Gaussian, salt-and-pepper, masking, and chains of them), a
-//!   serde-configurable enum seeded through libtorch's generator.
+//!   serde-configurable enum seeded through libtorch's generator;
+//! - [`Adam`]: PyTorch's Adam update with its moments kept as tensors, so a training loop can
+//!   checkpoint and restore them.
 //!
 //! Everything works on whatever device its input tensors live on.
 //!
@@ -38,6 +40,7 @@ mod distributions;
 mod error;
 mod image_grid;
 mod likelihood;
+mod optim;
 
 pub use convert::{array_from_tensor, tensor_from_array, tensor_from_u8_images};
 pub use corruption::Corruption;
@@ -46,6 +49,15 @@ pub use distributions::DiagGaussian;
 pub use error::TensorError;
 pub use image_grid::save_image_grid;
 pub use likelihood::{bernoulli_logits_log_prob, log_mean_exp, sum_except_batch, LOG_2PI};
+pub use optim::Adam;
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, TensorError>;
+
+/// libtorch's generator is global to the process and unit tests run on parallel threads: every
+/// unit test of this crate that seeds it holds this lock, so its draws are its own.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
