@@ -41,10 +41,8 @@
 //! - [`VectorQuantizer::lookup`], from code indices back to vectors in grid layout (to decode
 //!   samples of a prior over codes).
 //!
-//! Nothing is left in [`PLANNED`].
-//!
 //! ```
-//! use genae_samplers::{CodebookUpdate, QuantizerConfig, VectorQuantizer, PLANNED};
+//! use genae_samplers::{CodebookUpdate, QuantizerConfig, VectorQuantizer};
 //! use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 //!
 //! tch::manual_seed(0);
@@ -69,8 +67,6 @@
 //! let loss = out.quantized.square().mean(Kind::Float) + out.loss();
 //! loss.backward();
 //! assert_eq!(z_e.grad().size(), [4, 8, 5, 5]);
-//!
-//! assert!(PLANNED.is_empty());
 //! ```
 //!
 //! A Markov chain refining prior samples of a (here untrained) VAE:
@@ -116,8 +112,3 @@ pub use quantizer::{perplexity, QuantizerOutput, VectorQuantizer};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, SamplerError>;
-
-/// The samplers this crate will provide, by short name: empty now (the straight-through
-/// quantizer, the Markov chain, HMC and AIS, once listed here, are released as
-/// [`VectorQuantizer`], [`MarkovChain`], [`Hmc`] and [`ais`]).
-pub const PLANNED: [&str; 0] = [];

@@ -199,11 +199,6 @@ impl<'a> MarkovChain<'a> {
         &self.config
     }
 
-    /// Whether a corruption step is set.
-    pub fn is_denoising(&self) -> bool {
-        self.corruption.is_some()
-    }
-
     /// One transition of every chain: codes `[N, d]` to codes `[N, d]`, without gradient.
     pub fn step<M>(&self, model: &M, z: &Tensor) -> Result<Tensor>
     where

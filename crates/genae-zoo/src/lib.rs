@@ -91,7 +91,7 @@ pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
 pub use pca::Pca;
 pub use pixelcnn::{GatedPixelCnn, PixelCnnConfig};
 pub use prior::LatentPrior;
-pub use vae::{BernoulliDecoder, Vae, VaeOutput};
+pub use vae::{Vae, VaeOutput};
 pub use vqvae_nets::{discretized_gaussian_log_prob, VqDecoder, VqEncoder, VqNetConfig};
 
 /// Result type of this crate.

@@ -1,66 +1,12 @@
 //! The variational autoencoder.
 
-use genae_tensor::{bernoulli_logits_log_prob, DiagGaussian};
-use tch::{nn, nn::Module, Device, Kind, Tensor};
+use genae_tensor::DiagGaussian;
+use tch::{nn, Device, Kind, Tensor};
 
-use crate::networks::flatten_input;
 use crate::{
-    Activation, Decoder, DecoderDistribution, GaussianEncoder, GenerativeAutoencoder,
-    GenerativeDecoder, LatentVariableModel, Mlp, Result, VaeConfig, ZooError,
+    Decoder, DecoderDistribution, GaussianEncoder, GenerativeAutoencoder, GenerativeDecoder,
+    LatentVariableModel, Result, VaeConfig,
 };
-
-/// `z ↦` logits of independent Bernoulli pixels, through an MLP: the original decoder, kept
-/// for code that builds one directly. [`Vae`] now uses [`Decoder`], which with the default
-/// config has the same parameters (names and shapes) and computes the same values.
-#[derive(Debug)]
-pub struct BernoulliDecoder {
-    net: Mlp,
-    latent_dim: i64,
-}
-
-impl BernoulliDecoder {
-    /// A decoder `latent_dim → hidden… → output_dim`.
-    pub fn new(
-        path: &nn::Path,
-        latent_dim: i64,
-        hidden: &[i64],
-        output_dim: i64,
-        activation: Activation,
-    ) -> Result<Self> {
-        let widths: Vec<i64> = hidden.iter().copied().chain([output_dim]).collect();
-        Ok(Self {
-            net: Mlp::new(path, latent_dim, &widths, activation, false)?,
-            latent_dim,
-        })
-    }
-
-    /// Pixel logits `[N, D]` for codes `[N, latent_dim]`.
-    pub fn logits(&self, z: &Tensor) -> Result<Tensor> {
-        if z.dim() != 2 || z.size()[1] != self.latent_dim {
-            return Err(ZooError::Shape {
-                what: "decode",
-                detail: format!(
-                    "expected z of shape [N, {}], got {:?}",
-                    self.latent_dim,
-                    z.size()
-                ),
-            });
-        }
-        Ok(self.net.forward(z))
-    }
-
-    /// Pixel probabilities (the decoder mean) `[N, D]`.
-    pub fn mean(&self, z: &Tensor) -> Result<Tensor> {
-        Ok(self.logits(z)?.sigmoid())
-    }
-
-    /// `log p(x|z)` per example for `x` `[N, ...]` in `[0, 1]`.
-    pub fn log_likelihood(&self, x: &Tensor, z: &Tensor) -> Result<Tensor> {
-        let logits = self.logits(z)?;
-        let x = flatten_input(x, self.net.output_dim(), "log_likelihood")?;
-        Ok(bernoulli_logits_log_prob(&logits, &x)?)
-    }
-}
 
 /// What one [`Vae::forward`] pass computes.
 #[derive(Debug)]
@@ -202,6 +148,7 @@ impl GenerativeAutoencoder for Vae {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Activation;
 
     fn small() -> (nn::VarStore, Vae) {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -269,43 +216,5 @@ mod tests {
         };
         let err = Vae::new(&vs.root(), &config).unwrap_err().to_string();
         assert!(err.contains("latent_dim"), "{err}");
-    }
-
-    #[test]
-    fn default_decoder_is_the_original_bernoulli_decoder() {
-        let (vs, vae) = small();
-        let mut legacy_vs = nn::VarStore::new(Device::Cpu);
-        let legacy = BernoulliDecoder::new(
-            &(legacy_vs.root() / "decoder"),
-            3,
-            &[6, 8],
-            12,
-            Activation::Relu,
-        )
-        .unwrap();
-        // Same parameter names and shapes: a checkpoint of one loads into the other.
-        let names = |vs: &nn::VarStore| {
-            let mut v: Vec<(String, Vec<i64>)> = vs
-                .variables()
-                .into_iter()
-                .filter(|(n, _)| n.starts_with("decoder."))
-                .map(|(n, t)| (n, t.size()))
-                .collect();
-            v.sort();
-            v
-        };
-        assert_eq!(names(&vs), names(&legacy_vs));
-        legacy_vs.copy(&vs).unwrap();
-        let z = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
-        let x = Tensor::rand([5, 12], (Kind::Float, Device::Cpu)).round();
-        let a = vae.decoder.log_likelihood(&x, &z).unwrap();
-        let b = legacy.log_likelihood(&x, &z).unwrap();
-        assert!(a.allclose(&b, 1e-6, 1e-6, false));
-        assert!(vae.decoder.mean(&z).unwrap().allclose(
-            &legacy.mean(&z).unwrap(),
-            1e-6,
-            1e-6,
-            false
-        ));
     }
 }
