@@ -15,7 +15,7 @@ use genae_estimators::{
     LogLikelihoodOptions, Objective, ACTIVE_UNIT_THRESHOLD,
 };
 use genae_tensor::DiagGaussian;
-use genae_zoo::{LatentVariableModel, LinearGaussian, Result, Vae, VaeConfig};
+use genae_zoo::{LatentSpace, LatentVariableModel, LinearGaussian, Result, Vae, VaeConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
@@ -365,11 +365,13 @@ struct MaskedEncoder {
     mask: Tensor,
 }
 
-impl LatentVariableModel for MaskedEncoder {
+impl LatentSpace for MaskedEncoder {
     fn latent_dim(&self) -> i64 {
         self.mask.size()[0]
     }
+}
 
+impl LatentVariableModel for MaskedEncoder {
     fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
         let mean: Tensor = x * &self.mask + (self.mask.ones_like() - &self.mask) * 0.7;
         Ok(DiagGaussian::new(mean.shallow_clone(), mean.zeros_like())?)

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use genae_estimators::{dvae, dvae_bound, elbo, elbo_with_samples, EstimatorError, Objective};
 use genae_tensor::{Corruption, DiagGaussian};
-use genae_zoo::{LatentVariableModel, LinearGaussian, Result, Vae, VaeConfig};
+use genae_zoo::{LatentSpace, LatentVariableModel, LinearGaussian, Result, Vae, VaeConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is global to the process while tests run on parallel threads:
@@ -88,11 +88,13 @@ impl<'a> Spy<'a> {
     }
 }
 
-impl LatentVariableModel for Spy<'_> {
+impl LatentSpace for Spy<'_> {
     fn latent_dim(&self) -> i64 {
         self.inner.latent_dim()
     }
+}
 
+impl LatentVariableModel for Spy<'_> {
     fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
         self.encoded.borrow_mut().push(x.copy());
         self.inner.encode(x)

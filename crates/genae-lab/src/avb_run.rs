@@ -18,7 +18,8 @@ use genae_samplers::{ais_log_likelihood, AisConfig, AisInitial};
 use genae_tensor::DiagGaussian;
 use genae_tensor::{seed_everything, tensor_from_u8_images};
 use genae_zoo::{
-    Avb, AvbConfig, Decoder, GenerativeAutoencoder, LatentVariableModel, NoiseInjection, ZooError,
+    Avb, AvbConfig, Decoder, GenerativeAutoencoder, LatentSpace, LatentVariableModel,
+    NoiseInjection, ZooError,
 };
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -304,7 +305,7 @@ pub(crate) fn write_posterior_samples<M: GenerativeAutoencoder + ?Sized>(
     run_dir: &RunDir,
 ) -> Result<(), LabError> {
     let n = config.file().eval.latent_points as i64;
-    if model.code_dim() != 2 || n < 3 || test.n == 0 {
+    if model.latent_dim() != 2 || n < 3 || test.n == 0 {
         return Ok(());
     }
     let (x, index) = cycled_test(test, n);
@@ -393,11 +394,13 @@ fn evaluate(avb: &Avb, split: &DeviceSplit, batch_size: i64) -> Result<AvbTestMe
 /// encoder has no density.
 struct GenerativeHalf<'a>(&'a Decoder);
 
-impl LatentVariableModel for GenerativeHalf<'_> {
+impl LatentSpace for GenerativeHalf<'_> {
     fn latent_dim(&self) -> i64 {
         self.0.latent_dim()
     }
+}
 
+impl LatentVariableModel for GenerativeHalf<'_> {
     fn encode(&self, _x: &Tensor) -> genae_zoo::Result<DiagGaussian> {
         Err(ZooError::InvalidConfig {
             field: "model.kind",

@@ -204,7 +204,7 @@ impl<'a> MarkovChain<'a> {
     where
         M: GenerativeAutoencoder + ?Sized,
     {
-        check_codes(z, model.code_dim(), "z")?;
+        check_codes(z, model.latent_dim(), "z")?;
         tch::no_grad(|| self.transition(model, z, None))
     }
 
@@ -213,7 +213,7 @@ impl<'a> MarkovChain<'a> {
     where
         M: GenerativeAutoencoder + ?Sized,
     {
-        check_codes(z0, model.code_dim(), "z0")?;
+        check_codes(z0, model.latent_dim(), "z0")?;
         tch::no_grad(|| self.run_unchecked(model, z0))
     }
 
@@ -229,7 +229,7 @@ impl<'a> MarkovChain<'a> {
             });
         }
         let z0 = tch::no_grad(|| model.sample_prior(n, device))?;
-        check_model_output(&z0, n, model.code_dim(), "sample_prior")?;
+        check_model_output(&z0, n, model.latent_dim(), "sample_prior")?;
         tch::no_grad(|| self.run_unchecked(model, &z0))
     }
 
@@ -256,7 +256,7 @@ impl<'a> MarkovChain<'a> {
     where
         M: GenerativeAutoencoder + ?Sized,
     {
-        let d = model.code_dim();
+        let d = model.latent_dim();
         check_endpoint(z_a, d, "z_a")?;
         check_endpoint(z_b, d, "z_b")?;
         let path = interpolation_path(z_a, z_b, points)?;
@@ -291,7 +291,7 @@ impl<'a> MarkovChain<'a> {
         check_points(points)?;
         tch::no_grad(|| {
             let n = x_a.size()[0];
-            let d = model.code_dim();
+            let d = model.latent_dim();
             let z_a = model.encode_mean(x_a)?;
             check_model_output(&z_a, n, d, "encode_mean")?;
             let z_b = model.encode_mean(x_b)?;
@@ -400,7 +400,7 @@ impl<'a> MarkovChain<'a> {
             EncodeMode::Sample => (model.encode_sample(x)?, "encode_sample"),
             EncodeMode::Mean => (model.encode_mean(x)?, "encode_mean"),
         };
-        check_model_output(&z, x.size()[0], model.code_dim(), what)?;
+        check_model_output(&z, x.size()[0], model.latent_dim(), what)?;
         Ok(z)
     }
 }

@@ -8,7 +8,7 @@ use genae_samplers::{
     ais, ais_log_likelihood, AisAdaptation, AisConfig, AisInitial, AnnealingSchedule, SamplerError,
 };
 use genae_tensor::DiagGaussian;
-use genae_zoo::{LatentVariableModel, LinearGaussian};
+use genae_zoo::{LatentSpace, LinearGaussian};
 use tch::{Device, Kind, Tensor};
 
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);

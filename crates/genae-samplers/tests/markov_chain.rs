@@ -10,7 +10,7 @@ use genae_samplers::{
     MarkovChainConfig, SamplerError,
 };
 use genae_zoo::{
-    Autoencoder, GenerativeAutoencoder, GenerativeDecoder, Likelihood, Vae, VaeConfig,
+    Autoencoder, GenerativeAutoencoder, GenerativeDecoder, LatentSpace, Likelihood, Vae, VaeConfig,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -69,11 +69,13 @@ impl GenerativeDecoder for LinearGaussian {
     }
 }
 
-impl GenerativeAutoencoder for LinearGaussian {
-    fn code_dim(&self) -> i64 {
+impl LatentSpace for LinearGaussian {
+    fn latent_dim(&self) -> i64 {
         2
     }
+}
 
+impl GenerativeAutoencoder for LinearGaussian {
     fn encode_sample(&self, x: &Tensor) -> genae_zoo::Result<Tensor> {
         let mean = self.encode_mean(x)?;
         Ok(&mean + mean.randn_like().matmul(&self.s_chol.tr()))

@@ -7,7 +7,7 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 use crate::networks::flatten_input;
 use crate::{
     Activation, Decoder, DeterministicEncoder, GaussianEncoder, GenerativeAutoencoder,
-    GenerativeDecoder, LatentPrior, Mlp, Result, VaeConfig, ZooError,
+    GenerativeDecoder, LatentPrior, LatentSpace, Mlp, Result, VaeConfig, ZooError,
 };
 
 /// What the AAE's encoder outputs.
@@ -322,14 +322,16 @@ impl GenerativeDecoder for Aae {
     }
 }
 
+impl LatentSpace for Aae {
+    fn latent_dim(&self) -> i64 {
+        self.config.networks.latent_dim
+    }
+}
+
 /// Codes from the encoder (a draw of `q(z|x)` for the Gaussian encoder, `f(x)` otherwise),
 /// data from the decoder's likelihood, and prior draws from the configured [`LatentPrior`]
 /// (unconditioned).
 impl GenerativeAutoencoder for Aae {
-    fn code_dim(&self) -> i64 {
-        self.config.networks.latent_dim
-    }
-
     fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
         tch::no_grad(|| self.code(x))
     }

@@ -5,7 +5,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::networks::flatten_input;
 use crate::{
     Decoder, DecoderDistribution, DeterministicEncoder, GenerativeAutoencoder, GenerativeDecoder,
-    Result, VaeConfig, ZooError,
+    LatentSpace, Result, VaeConfig, ZooError,
 };
 
 /// The [`Autoencoder`]'s config: the same fields as the VAE's (`latent_dim` is the code size).
@@ -64,11 +64,6 @@ impl Autoencoder {
         &self.config
     }
 
-    /// The code size.
-    pub fn latent_dim(&self) -> i64 {
-        self.config.latent_dim
-    }
-
     /// Codes `[N, latent_dim]` for inputs `[N, ...]`.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
         self.encoder.encode(x)
@@ -106,14 +101,16 @@ impl GenerativeDecoder for Autoencoder {
     }
 }
 
+impl LatentSpace for Autoencoder {
+    fn latent_dim(&self) -> i64 {
+        self.config.latent_dim
+    }
+}
+
 /// Deterministic codes (`encode_sample` = `encode_mean` = [`Autoencoder::encode`], without
 /// gradient), data from the configured likelihood, and no prior: `sample_prior` is an error
 /// naming `prior` (start chains from encoded data or interpolations instead).
 impl GenerativeAutoencoder for Autoencoder {
-    fn code_dim(&self) -> i64 {
-        self.config.latent_dim
-    }
-
     fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
         self.encode_mean(x)
     }

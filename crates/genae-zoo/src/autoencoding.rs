@@ -2,23 +2,25 @@
 
 use tch::{Device, Tensor};
 
-use crate::{GenerativeDecoder, Result};
+use crate::{GenerativeDecoder, LatentSpace, Result};
 
 /// A model with an encoder and a decoder: `x ↦ z` by `q(z|x)` and `z ↦ x` by `p(x|z)`, plus the
 /// prior that chains start from (Creswell et al., 2016).
 ///
 /// Samplers take `&impl GenerativeAutoencoder`, so any model with an encoder (VAE, DVAE, AAE,
 /// AVB, the deterministic autoencoder) works with them. Shapes: `x` is `[N, ...]` (flattened by
-/// the model as it needs), codes are `[N, code_dim]`, decoded data `[N, D]`. The decoder mean
-/// comes from the supertrait, [`GenerativeDecoder::decode_mean`]. For a deterministic encoder
+/// the model as it needs), codes are `[N, d]`, decoded data `[N, D]`. The latent size `d` and
+/// the decoder mean come from the supertraits, [`LatentSpace::latent_dim`] and
+/// [`GenerativeDecoder::decode_mean`]. For a deterministic encoder
 /// [`encode_sample`](Self::encode_sample) and [`encode_mean`](Self::encode_mean) both return
 /// the code.
 ///
-/// The method names differ from [`LatentVariableModel`](crate::LatentVariableModel)'s, so a
-/// model implementing both can be called with both traits in scope.
+/// The other method names differ from [`LatentVariableModel`](crate::LatentVariableModel)'s
+/// and the latent size is the supertrait both share, so a model implementing both can be
+/// called with both traits in scope.
 ///
 /// ```
-/// use genae_zoo::{GenerativeAutoencoder, GenerativeDecoder, Vae, VaeConfig};
+/// use genae_zoo::{GenerativeAutoencoder, GenerativeDecoder, LatentSpace, Vae, VaeConfig};
 /// use tch::{nn, Device, Kind, Tensor};
 ///
 /// let vs = nn::VarStore::new(Device::Cpu);
@@ -28,14 +30,11 @@ use crate::{GenerativeDecoder, Result};
 /// assert_eq!(z.size(), vec![4, 2]);
 /// let x = vae.decode_sample(&z).unwrap(); // Bernoulli draws in {0, 1}
 /// assert_eq!(x.size(), vec![4, 6]);
-/// assert_eq!(vae.encode_sample(&x).unwrap().size(), vec![4, vae.code_dim()]);
+/// assert_eq!(vae.encode_sample(&x).unwrap().size(), vec![4, vae.latent_dim()]);
 /// assert_eq!(vae.encode_mean(&x).unwrap().size(), vec![4, 2]);
 /// assert_eq!(vae.decode_mean(&z).unwrap().size(), vec![4, 6]);
 /// ```
-pub trait GenerativeAutoencoder: GenerativeDecoder {
-    /// The latent dimension `d`: the size of a code.
-    fn code_dim(&self) -> i64;
-
+pub trait GenerativeAutoencoder: GenerativeDecoder + LatentSpace {
     /// One draw `z ~ q(z|x)` per example, `[N, d]`, without gradient (the code itself for a
     /// deterministic encoder).
     fn encode_sample(&self, x: &Tensor) -> Result<Tensor>;
@@ -74,7 +73,7 @@ mod tests {
         let vae = Vae::new(&vs.root(), &config()).unwrap();
         let x = Tensor::rand([4, 5], (Kind::Float, Device::Cpu));
         let q = LatentVariableModel::encode(&vae, &x).unwrap();
-        assert_eq!(vae.code_dim(), 3);
+        assert_eq!(vae.latent_dim(), 3);
         assert!(vae.encode_mean(&x).unwrap().equal(q.mean()));
         let z = vae.encode_sample(&x).unwrap();
         assert_eq!(z.size(), vec![4, 3]);
@@ -93,7 +92,7 @@ mod tests {
         let ae = Autoencoder::new(&vs.root(), &config()).unwrap();
         let x = Tensor::rand([4, 5], (Kind::Float, Device::Cpu));
         let code = ae.encode(&x).unwrap();
-        assert_eq!(ae.code_dim(), 3);
+        assert_eq!(ae.latent_dim(), 3);
         assert!(ae.encode_mean(&x).unwrap().equal(&code));
         let drawn = ae.encode_sample(&x).unwrap();
         assert!(drawn.equal(&code) && !drawn.requires_grad());

@@ -21,8 +21,8 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use crate::networks::flatten_input;
 use crate::{
-    Activation, Architecture, Decoder, GenerativeAutoencoder, GenerativeDecoder, Mlp, Result,
-    VaeConfig, ZooError,
+    Activation, Architecture, Decoder, GenerativeAutoencoder, GenerativeDecoder, LatentSpace, Mlp,
+    Result, VaeConfig, ZooError,
 };
 
 /// The smallest standard deviation adaptive contrast divides by.
@@ -498,13 +498,15 @@ impl GenerativeDecoder for Avb {
     }
 }
 
+impl LatentSpace for Avb {
+    fn latent_dim(&self) -> i64 {
+        self.config.networks.latent_dim
+    }
+}
+
 /// Codes are draws of `g(x, ε)` (the mean: the average of `contrast_samples` draws), data come
 /// from the decoder's likelihood, prior draws from `N(0, I)`.
 impl GenerativeAutoencoder for Avb {
-    fn code_dim(&self) -> i64 {
-        self.config.networks.latent_dim
-    }
-
     fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
         tch::no_grad(|| self.code(x))
     }

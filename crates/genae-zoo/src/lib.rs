@@ -17,7 +17,8 @@
 //! - traits: [`LatentVariableModel`], which estimators and samplers program against, so they work
 //!   with any model that can encode and score data, [`GenerativeDecoder`], for decoding
 //!   codes without naming the model, and [`GenerativeAutoencoder`] (encode, decode, sample
-//!   the prior), which latent-space Markov chains program against;
+//!   the prior), which latent-space Markov chains program against; the latent size is
+//!   [`LatentSpace::latent_dim`], a supertrait of both model traits;
 //! - a small convolutional [`Classifier`] ([`ClassifierConfig`]) whose penultimate features
 //!   feed the Fréchet distance between generated and real images.
 //! - VQ-VAE parts: the strided-convolution [`VqEncoder`] / [`VqDecoder`] ([`VqNetConfig`]),
@@ -86,7 +87,7 @@ pub use error::ZooError;
 pub use likelihood::{DecoderDistribution, GAUSSIAN_LOG_VAR_RANGE, LOGISTIC_LOG_SCALE_RANGE};
 pub use linear_gaussian::LinearGaussian;
 pub use mlp::{Activation, Mlp};
-pub use model::{GenerativeDecoder, LatentVariableModel};
+pub use model::{GenerativeDecoder, LatentSpace, LatentVariableModel};
 pub use networks::{Decoder, DeterministicEncoder, GaussianEncoder};
 pub use pca::Pca;
 pub use pixelcnn::{GatedPixelCnn, PixelCnnConfig};

@@ -4,7 +4,7 @@
 use genae_tensor::{DiagGaussian, LOG_2PI};
 use tch::{Device, Kind, Tensor};
 
-use crate::{LatentVariableModel, Result, ZooError};
+use crate::{LatentSpace, LatentVariableModel, Result, ZooError};
 
 const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
 
@@ -154,11 +154,13 @@ impl LinearGaussian {
     }
 }
 
-impl LatentVariableModel for LinearGaussian {
+impl LatentSpace for LinearGaussian {
     fn latent_dim(&self) -> i64 {
         self.w.size()[1]
     }
+}
 
+impl LatentVariableModel for LinearGaussian {
     fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
         let exact = self.exact_posterior(x)?;
         Ok(DiagGaussian::new(

@@ -5,7 +5,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::{
     Decoder, DecoderDistribution, GaussianEncoder, GenerativeAutoencoder, GenerativeDecoder,
-    LatentVariableModel, Result, VaeConfig,
+    LatentSpace, LatentVariableModel, Result, VaeConfig,
 };
 
 /// What one [`Vae::forward`] pass computes.
@@ -98,11 +98,13 @@ impl Vae {
     }
 }
 
-impl LatentVariableModel for Vae {
+impl LatentSpace for Vae {
     fn latent_dim(&self) -> i64 {
         self.config.latent_dim
     }
+}
 
+impl LatentVariableModel for Vae {
     fn encode(&self, x: &Tensor) -> Result<DiagGaussian> {
         self.encoder.encode(x)
     }
@@ -121,10 +123,6 @@ impl GenerativeDecoder for Vae {
 /// Codes from `q(z|x)`, data from the configured likelihood, `N(0, I)` prior draws in `f32`
 /// (the kind of [`Vae::sample`]).
 impl GenerativeAutoencoder for Vae {
-    fn code_dim(&self) -> i64 {
-        self.config.latent_dim
-    }
-
     fn encode_sample(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.encoder.encode(x)?.sample())
     }
