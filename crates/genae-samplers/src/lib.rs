@@ -23,7 +23,11 @@
 //!   of any [`LatentVariableModel`](genae_zoo::LatentVariableModel), starting from the prior,
 //!   the model's `q(z|x)` or a given Gaussian, [`AisInitial`]), with step sizes tuned by a
 //!   pilot run so the weights stay unbiased ([`AisAdaptation`]): per-example estimates, log
-//!   weights and their effective sample size in [`AisOutput`].
+//!   weights and their effective sample size in [`AisOutput`];
+//! - the VQ-VAE model, [`VqVae`]: genae-zoo's `VqEncoder` and `VqDecoder` around the
+//!   quantizer, its loss ([`VqVaeOutput::loss`]), code grids of data for a prior
+//!   ([`VqVae::encode_codes`], [`VqVae::encode_data`]) and images of code grids
+//!   ([`VqVae::decode_codes`]).
 //!
 //! The quantizer:
 //!
@@ -96,6 +100,7 @@ mod error;
 mod hmc;
 mod markov_chain;
 mod quantizer;
+mod vqvae;
 
 pub use ais::{
     ais, ais_log_likelihood, AisAdaptation, AisConfig, AisInitial, AisOutput, AnnealingSchedule,
@@ -109,6 +114,7 @@ pub use markov_chain::{
     DecodeMode, EncodeMode, MarkovChain, MarkovChainConfig, RefinedInterpolation,
 };
 pub use quantizer::{perplexity, QuantizerOutput, VectorQuantizer};
+pub use vqvae::{EncodedData, VqVae, VqVaeOutput};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, SamplerError>;

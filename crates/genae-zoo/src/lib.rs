@@ -23,8 +23,8 @@
 //!   feed the Fréchet distance between generated and real images.
 //! - VQ-VAE parts: the strided-convolution [`VqEncoder`] / [`VqDecoder`] ([`VqNetConfig`]),
 //!   the [`GatedPixelCnn`] prior over code grids ([`PixelCnnConfig`]) and the
-//!   [`discretized_gaussian_log_prob`] of 8-bit data (the quantizer itself is in
-//!   genae-samplers).
+//!   [`discretized_gaussian_log_prob`] of 8-bit data (the quantizer, and the `VqVae` model
+//!   composing it with these networks, are in genae-samplers).
 //!
 //! ```
 //! use genae_zoo::{Vae, VaeConfig, LatentVariableModel};

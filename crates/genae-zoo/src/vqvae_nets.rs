@@ -10,7 +10,8 @@
 //! stages, 32×32 images an 8×8 grid.
 //!
 //! The quantizer between them lives in genae-samplers (which depends on this crate), so these
-//! networks know nothing of the codebook: compose encoder, quantizer and decoder in the caller.
+//! networks know nothing of the codebook; genae-samplers' `VqVae` composes encoder, quantizer
+//! and decoder into the model.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
