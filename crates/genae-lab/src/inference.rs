@@ -15,9 +15,9 @@ use std::time::Instant;
 use genae_estimators::knn_kl_divergence;
 use genae_samplers::{Hmc, HmcConfig, SamplerError};
 use genae_tensor::{seed_everything, DeviceSpec};
-use genae_zoo::{Activation, Mlp};
+use genae_zoo::{Activation, ImplicitPosterior, ImplicitPosteriorConfig};
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::Module, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{parse_with_overrides, ConfigError};
 use crate::engine::{to_json, LabError};
@@ -489,18 +489,16 @@ fn mean_field(config: &InferenceConfig, n: i64, device: Device) -> Result<Tensor
     }))
 }
 
-/// `log N(z; 0, I)` per row.
-fn standard_normal_log_density(z: &Tensor) -> Tensor {
-    (z.square().sum_dim_intlist(-1, false, Kind::Float) + z.size()[1] as f64 * (2.0 * PI).ln())
-        * -0.5
-}
-
-/// Non-amortised AVB: `θ = g(ε)`; the discriminator `T(u) = T_net(u) − log N(u; 0, I)` tells
-/// draws of `q` (label 1) from draws of the reference `N(0, I)` (label 0), so that `T_net`
-/// only has to learn `log q` (`u = θ`, the prior being `N(0, I)`), or with adaptive contrast the
-/// log density of `θ̂ = (θ − μ_q)/σ_q` (moments from the batch, held fixed). The generator then
-/// maximises `E[log p(y|θ) − T(θ)]`, with adaptive contrast
-/// `E[log p(y, θ) − T(θ̂) + ½‖θ̂‖² + Σ log σ_q]`; both equal the ELBO at the optimal `T`.
+/// Non-amortised AVB with genae-zoo's [`ImplicitPosterior`], the same implementation of the
+/// implicit sampler, discriminator, adversarial loss, adaptive contrast and ELBO estimate as
+/// the image model's [`Avb`](genae_zoo::Avb), without the conditioning on `x`: `θ = g(ε)`; the
+/// discriminator `T(u) = T_net(u) − log N(u; 0, I)` tells draws of `q` (label 1) from draws of
+/// the reference `N(0, I)` (label 0), so that `T_net` only has to learn `log q` (`u = θ`, the
+/// prior being `N(0, I)`), or with adaptive contrast the log density of
+/// `θ̂ = (θ − μ_q)/σ_q` (moments from the batch, held fixed). The generator then maximises
+/// `E[log p(y|θ) − T(θ)]`, with adaptive contrast
+/// `E[log p(y, θ) − T(θ̂) + ½‖θ̂‖² + (d/2) ln 2π + Σ log σ_q]`; both equal the ELBO at the
+/// optimal `T`. Returns `n` draws of the fitted `q`.
 fn avb(
     config: &InferenceConfig,
     adaptive_contrast: bool,
@@ -508,63 +506,32 @@ fn avb(
     device: Device,
 ) -> Result<Tensor, LabError> {
     let a = &config.avb;
-    let d = config.target.dim();
     let g_store = nn::VarStore::new(device);
-    let t_store = nn::VarStore::new(device);
-    let mut widths = a.hidden.clone();
-    widths.push(d);
-    let generator = Mlp::new(
+    let mut t_store = nn::VarStore::new(device);
+    let posterior = ImplicitPosterior::new(
         &g_store.root(),
-        a.noise_dim,
-        &widths,
-        Activation::LeakyRelu,
-        false,
+        &t_store.root(),
+        &ImplicitPosteriorConfig {
+            dim: config.target.dim(),
+            noise_dim: a.noise_dim,
+            hidden: a.hidden.clone(),
+            activation: Activation::LeakyRelu,
+            discriminator_hidden: a.discriminator_hidden.clone(),
+            adaptive_contrast,
+        },
     )?;
-    let mut t_widths = a.discriminator_hidden.clone();
-    t_widths.push(1);
-    let t_net = Mlp::new(&t_store.root(), d, &t_widths, Activation::LeakyRelu, false)?;
     let mut g_adam = Adam::new(&g_store, a.learning_rate);
     let mut t_adam = Adam::new(&t_store, a.discriminator_learning_rate);
-    let draw =
-        |batch: i64| generator.forward(&Tensor::randn([batch, a.noise_dim], (Kind::Float, device)));
-    let t_of = |u: &Tensor| t_net.forward(u).squeeze_dim(1) - standard_normal_log_density(u);
-    let bce = |logits: &Tensor, target: f64| {
-        logits.binary_cross_entropy_with_logits::<Tensor>(
-            &logits.full_like(target),
-            None,
-            None,
-            tch::Reduction::Mean,
-        )
-    };
-    // Moments of q, estimated from a batch and held fixed.
-    let normalise = |theta: &Tensor| -> (Tensor, Tensor) {
-        let moments = theta.detach();
-        let mu = moments.mean_dim(0, true, Kind::Float);
-        let sigma = moments.std_dim(0, true, true).clamp_min(1e-4);
-        ((theta - &mu) / &sigma, sigma)
-    };
     for step in 0..a.steps {
         for _ in 0..a.dual_steps {
-            let theta = tch::no_grad(|| draw(a.batch));
-            let u = if adaptive_contrast {
-                normalise(&theta).0
-            } else {
-                theta
-            };
-            let reference = Tensor::randn([a.batch, d], (Kind::Float, device));
-            let loss = (bce(&t_of(&u), 1.0) + bce(&t_of(&reference), 0.0)) * 0.5;
-            t_adam.backward_step(&loss);
+            let draws = tch::no_grad(|| posterior.draw(a.batch, device))?;
+            t_adam.backward_step(&posterior.discriminator_loss(&draws)?.loss);
         }
-        let theta = draw(a.batch);
-        let objective = if adaptive_contrast {
-            let (hat, sigma) = normalise(&theta);
-            config.target.log_joint(&theta) - t_of(&hat)
-                + hat.square().sum_dim_intlist(1, false, Kind::Float) * 0.5
-                + sigma.log().sum(Kind::Float)
-        } else {
-            config.target.log_likelihood(&theta) - t_of(&theta)
-        };
-        let loss = -objective.mean(Kind::Float);
+        // T is held fixed: only g's optimiser steps, and T's gradient is not computed.
+        t_store.freeze();
+        let draws = posterior.draw(a.batch, device)?;
+        let log_likelihood = config.target.log_likelihood(&draws.z);
+        let loss = posterior.primal(&draws, &log_likelihood)?.loss;
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(LabError::NonFinite {
@@ -575,8 +542,9 @@ fn avb(
             });
         }
         g_adam.backward_step(&loss);
+        t_store.unfreeze();
     }
-    Ok(tch::no_grad(|| draw(n)))
+    Ok(posterior.sample(n, device)?)
 }
 
 /// A histogram density of `τ` on `bins` bins over `[lo, hi]`, as chart points.

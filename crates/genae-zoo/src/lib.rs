@@ -11,6 +11,10 @@
 //!   (Bernoulli, Gaussian with fixed or learned variance, discretised logistic);
 //! - models: [`Vae`] (Kingma & Welling, 2014), the deterministic [`Autoencoder`] and [`Pca`],
 //!   configured by [`VaeConfig`] (with an [`Architecture`] and a [`Likelihood`]);
+//! - Adversarial Variational Bayes: the amortised [`Avb`] (implicit encoder, decoder,
+//!   discriminator; [`AvbConfig`]) and the non-amortised [`ImplicitPosterior`] over any
+//!   likelihood with a standard-normal prior, sharing one implementation of the adversarial
+//!   loss and adaptive contrast;
 //! - the adversarial autoencoder [`Aae`] (Makhzani et al., 2016; [`AaeConfig`]), encoder,
 //!   decoder and latent discriminator under three paths, and the [`LatentPrior`]s it matches
 //!   codes to (Gaussian, circle mixture, by label too, uniform, swiss roll);
@@ -77,8 +81,8 @@ pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
 pub use autoencoding::GenerativeAutoencoder;
 pub use avb::{
-    Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, NoiseInjection,
-    PosteriorMoments, AVB_MIN_STD,
+    Avb, AvbCodes, AvbConfig, AvbDiscriminatorLoss, AvbPrimal, ImplicitEncoder, ImplicitPosterior,
+    ImplicitPosteriorConfig, NoiseInjection, PosteriorMoments, AVB_MIN_STD,
 };
 pub use classifier::{Classifier, ClassifierConfig};
 pub use config::{Architecture, Likelihood, VaeConfig, CONV_IMAGE_SIZES};
