@@ -59,6 +59,7 @@ mod objective;
 mod proposal;
 mod sample_quality;
 mod sampling;
+mod wasserstein;
 
 pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
 pub use divergence::knn_kl_divergence;
@@ -75,6 +76,7 @@ pub use latent_integrals::{
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
 pub use proposal::gaussian_proposal_log_likelihood;
+pub use wasserstein::{mmd_penalty, MmdKernel, IMQ_SCALES};
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use crate::config::{parse_with_overrides, ConfigError};
-use crate::engine::{to_json, LabError};
-use crate::optim::Adam;
+use crate::error::LabError;
+use crate::metrics::to_json;
+use crate::Adam;
 use crate::run_dir::RunDir;
 
 /// The rescaled eight-schools data of the AVB paper: effects `y`.
@@ -476,10 +477,11 @@ fn mean_field(config: &InferenceConfig, n: i64, device: Device) -> Result<Tensor
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(LabError::NonFinite {
-                term: "mean-field ELBO",
+                term: "mean-field ELBO".into(),
                 value,
                 epoch: 1,
                 step: step as u64 + 1,
+                hint: "mean_field.learning_rate",
             });
         }
         adam.backward_step(&loss);
@@ -568,10 +570,11 @@ fn avb(
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(LabError::NonFinite {
-                term: "AVB objective",
+                term: "AVB objective".into(),
                 value,
                 epoch: 1,
                 step: step as u64 + 1,
+                hint: "avb.learning_rate",
             });
         }
         g_adam.backward_step(&loss);
@@ -663,16 +666,15 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
     let lines: Vec<crate::plots::Line> = named
         .iter()
         .map(|(name, draws)| crate::plots::Line {
-            name,
+            name: name.to_string(),
             points: tau_histogram(draws, -3.0, 3.0, 60),
         })
         .collect();
-    crate::plots::line_chart(
-        &lines,
-        "Eight schools: posterior of τ",
-        ("τ", "density"),
-        &run_dir.file("tau.png"),
-    )?;
+    let panel = crate::plots::Panel {
+        title: "Eight schools: posterior density of τ".into(),
+        lines,
+    };
+    crate::plots::line_charts(&[panel], "τ", &run_dir.file("tau.png"))?;
     Ok(summary)
 }
 

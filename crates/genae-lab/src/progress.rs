@@ -36,6 +36,16 @@ impl Progress {
         }
     }
 
+    /// A reporter that only prints lines (no bar), for the lines after training.
+    pub(crate) fn lines_only() -> Self {
+        Self {
+            bar: None,
+            last_line: Instant::now(),
+            steps_per_epoch: 0,
+            epochs: 0,
+        }
+    }
+
     /// Whether the caller should read the loss for [`Progress::step`] now (reading it forces a
     /// device sync, so it is done only when something will be shown).
     pub(crate) fn wants_update(&self, step_in_epoch: u64) -> bool {
