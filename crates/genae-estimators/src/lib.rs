@@ -76,10 +76,10 @@ pub use latent_integrals::{
 };
 pub use objective::{KlWarmup, Objective, ObjectiveOutput};
 pub use proposal::gaussian_proposal_log_likelihood;
-pub use wasserstein::{mmd_penalty, MmdKernel, IMQ_SCALES};
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };
+pub use wasserstein::{mmd_penalty, MmdKernel, IMQ_SCALES};
 
 /// Unit tests that seed libtorch's global generator and depend on its draws hold this lock,
 /// so tests running in parallel threads of the same binary do not interleave their draws.

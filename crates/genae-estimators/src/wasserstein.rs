@@ -138,11 +138,18 @@ mod tests {
     fn both_kernels_match_explicit_sums() {
         let a = [[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]];
         let b = [[1.0, 1.0], [-1.0, 0.0]];
-        let imq = |sq: f64| IMQ_SCALES.iter().map(|s| 4.0 * s / (4.0 * s + sq)).sum::<f64>();
+        let imq = |sq: f64| {
+            IMQ_SCALES
+                .iter()
+                .map(|s| 4.0 * s / (4.0 * s + sq))
+                .sum::<f64>()
+        };
         let got = mmd_penalty(
             &tensor(&a),
             &tensor(&b),
-            MmdKernel::InverseMultiquadratic { prior_variance: 1.0 },
+            MmdKernel::InverseMultiquadratic {
+                prior_variance: 1.0,
+            },
         )
         .unwrap()
         .double_value(&[]);
@@ -151,7 +158,9 @@ mod tests {
         let got = mmd_penalty(
             &tensor(&a),
             &tensor(&b),
-            MmdKernel::Gaussian { prior_variance: 1.0 },
+            MmdKernel::Gaussian {
+                prior_variance: 1.0,
+            },
         )
         .unwrap()
         .double_value(&[]);
@@ -164,7 +173,9 @@ mod tests {
         let opts = (Kind::Double, Device::Cpu);
         let codes = (Tensor::randn([64, 2], opts) + 2.0).set_requires_grad(true);
         let prior = Tensor::randn([64, 2], opts);
-        let kernel = MmdKernel::InverseMultiquadratic { prior_variance: 1.0 };
+        let kernel = MmdKernel::InverseMultiquadratic {
+            prior_variance: 1.0,
+        };
         let before = mmd_penalty(&codes, &prior, kernel).unwrap();
         before.backward();
         let moved = tch::no_grad(|| &codes - codes.grad() * 5.0);
@@ -177,7 +188,9 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_named() {
-        let kernel = MmdKernel::Gaussian { prior_variance: 1.0 };
+        let kernel = MmdKernel::Gaussian {
+            prior_variance: 1.0,
+        };
         let one = Tensor::zeros([1, 2], (Kind::Float, Device::Cpu));
         let two = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
         let err = mmd_penalty(&one, &two, kernel).unwrap_err().to_string();

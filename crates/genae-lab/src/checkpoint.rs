@@ -118,7 +118,14 @@ pub(crate) fn write_checkpoint(
 ) -> Result<(), LabError> {
     let rows: Vec<f64> = phases
         .iter()
-        .flat_map(|p| [p.epochs as f64, p.steps as f64, p.examples as f64, p.seconds])
+        .flat_map(|p| {
+            [
+                p.epochs as f64,
+                p.steps as f64,
+                p.examples as f64,
+                p.seconds,
+            ]
+        })
         .collect();
     entries.push((
         "training.phases".into(),
@@ -199,7 +206,9 @@ impl Checkpoint {
             let own: BTreeMap<String, Tensor> = self
                 .tensors
                 .iter()
-                .filter_map(|(k, t)| Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone())))
+                .filter_map(|(k, t)| {
+                    Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone()))
+                })
                 .collect();
             optimizer
                 .load_state(&own)

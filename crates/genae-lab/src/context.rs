@@ -1,9 +1,12 @@
-//! [`RunContext`]: what the trainer, the model kinds and the shared evaluations see of a run.
+//! [`RunContext`]: what the trainer, the model kinds and the shared evaluations see of a run;
+//! the run's device and the seed of each epoch.
 
+use genae_tensor::DeviceSpec;
 use tch::Device;
 
 use crate::config::ValidConfig;
 use crate::data::{DeviceSplit, PreparedData};
+use crate::error::LabError;
 use crate::run_dir::RunDir;
 
 /// What every kind sees of the run.
@@ -32,3 +35,19 @@ impl RunContext<'_> {
     }
 }
 
+/// The seed of epoch `epoch`'s generator (epoch 0: the final evaluation's).
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64)
+        .rotate_left(17)
+}
+
+/// The run's device (`device`, or `GENAE_DEVICE`), with libtorch's threads set from
+/// `threads`.
+pub(crate) fn run_device(config: &ValidConfig) -> Result<Device, LabError> {
+    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
+    if config.file().threads > 0 {
+        tch::set_num_threads(config.file().threads as i32);
+    }
+    Ok(device)
+}

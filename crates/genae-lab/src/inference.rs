@@ -22,8 +22,8 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 use crate::config::{parse_with_overrides, ConfigError};
 use crate::error::LabError;
 use crate::metrics::to_json;
-use crate::Adam;
 use crate::run_dir::RunDir;
+use crate::Adam;
 
 /// The rescaled eight-schools data of the AVB paper: effects `y`.
 pub const EIGHT_SCHOOLS_Y: [f64; 8] = [2.8, 0.8, -0.3, 0.7, -0.1, 0.1, 1.8, 1.2];

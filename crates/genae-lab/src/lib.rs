@@ -71,7 +71,7 @@ pub use inference::{
     InferenceEvalSection, InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
     SHIPPED_INFERENCE_CONFIGS,
 };
-pub use metrics::{EpochLine, Record};
+pub use metrics::{Entry, EpochLine, Record};
 pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;

@@ -11,10 +11,56 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::LabError;
 
+/// One value of a [`Record`]: a number (kept as `f64` even when NaN or infinite, so the
+/// non-finite guard sees it; written as `null` then) or any other JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// A real number.
+    Number(f64),
+    /// Anything else: an integer count, a string, a small object.
+    Json(Value),
+}
+
+impl Entry {
+    /// The value as a number, if it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Number(x) => Some(*x),
+            Self::Json(v) => v.as_f64(),
+        }
+    }
+
+    /// The value as JSON (non-finite numbers as `null`).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Number(x) => Value::from(*x),
+            Self::Json(v) => v.clone(),
+        }
+    }
+}
+
+impl From<f64> for Entry {
+    fn from(x: f64) -> Self {
+        Self::Number(x)
+    }
+}
+
+impl From<usize> for Entry {
+    fn from(n: usize) -> Self {
+        Self::Json(Value::from(n))
+    }
+}
+
+impl From<Value> for Entry {
+    fn from(v: Value) -> Self {
+        Self::Json(v)
+    }
+}
+
 /// Named values (numbers, or small JSON objects such as a log-likelihood summary) in insertion
 /// order; serialised as a JSON object.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Record(Vec<(String, Value)>);
+pub struct Record(Vec<(String, Entry)>);
 
 impl Record {
     /// An empty record.
@@ -23,7 +69,7 @@ impl Record {
     }
 
     /// Sets `name` to `value` (replacing an earlier value of that name in place).
-    pub fn insert(&mut self, name: &str, value: impl Into<Value>) {
+    pub fn insert(&mut self, name: &str, value: impl Into<Entry>) {
         let value = value.into();
         match self.0.iter_mut().find(|(n, _)| n == name) {
             Some((_, v)) => *v = value,
@@ -32,41 +78,39 @@ impl Record {
     }
 
     /// The same, builder style.
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, name: &str, value: impl Into<Entry>) -> Self {
         self.insert(name, value);
         self
     }
 
     /// Sets `name` to a serialisable value (a struct becomes a JSON object).
     pub fn insert_serialized<T: Serialize>(&mut self, name: &str, value: &T) {
-        self.insert(
-            name,
-            serde_json::to_value(value).expect("summaries always serialise"),
-        );
+        let value = serde_json::to_value(value).expect("summaries always serialise");
+        self.insert(name, value);
     }
 
     /// The value of `name`.
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub fn get(&self, name: &str) -> Option<&Entry> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// The number `name` (`None` when absent or not a number).
     pub fn number(&self, name: &str) -> Option<f64> {
-        self.get(name).and_then(Value::as_f64)
+        self.get(name).and_then(Entry::as_f64)
     }
 
     /// The number at a dotted path, e.g. `log_likelihood.value`.
     pub fn number_at(&self, path: &str) -> Option<f64> {
         let (head, rest) = path.split_once('.').unwrap_or((path, ""));
-        let value = self.get(head)?;
+        let value = self.get(head)?.to_json();
         rest.split('.')
             .filter(|p| !p.is_empty())
-            .try_fold(value, |v, key| v.get(key))
+            .try_fold(&value, |v, key| v.get(key))
             .and_then(Value::as_f64)
     }
 
     /// `(name, value)` pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v))
     }
 
@@ -75,7 +119,11 @@ impl Record {
         Self(
             value
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Entry::Json(v.clone())))
+                        .collect()
+                })
                 .unwrap_or_default(),
         )
     }
@@ -96,11 +144,10 @@ impl Record {
     pub fn brief(&self, max: usize) -> String {
         self.iter()
             .filter_map(|(n, v)| {
-                let x = v.as_f64()?;
-                Some(if v.is_i64() || v.is_u64() {
-                    format!("{n} {x}")
-                } else {
-                    format!("{n} {x:.4}")
+                Some(match v {
+                    Entry::Number(x) => format!("{n} {x:.4}"),
+                    Entry::Json(j) if j.is_number() => format!("{n} {j}"),
+                    Entry::Json(_) => return None,
                 })
             })
             .take(max)
@@ -113,11 +160,7 @@ impl Serialize for Record {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, value) in &self.0 {
-            // NaN and infinities are not JSON: written as null (the guard stops such runs).
-            match value.as_f64() {
-                Some(x) if !x.is_finite() => map.serialize_entry(name, &Value::Null)?,
-                _ => map.serialize_entry(name, value)?,
-            }
+            map.serialize_entry(name, &value.to_json())?;
         }
         map.end()
     }
@@ -146,8 +189,7 @@ impl StepTerms {
 
     /// A term given per example (`[B]`): summed.
     pub(crate) fn per_example(mut self, name: &'static str, values: &Tensor) -> Self {
-        self.terms
-            .push((name, values.detach().sum(Kind::Double)));
+        self.terms.push((name, values.detach().sum(Kind::Double)));
         self
     }
 

@@ -172,7 +172,6 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     }
 }
 
-
 /// One named line of a chart: `(x, y)` points.
 pub(crate) struct Line {
     /// Legend entry.
@@ -207,8 +206,7 @@ fn draw_panels(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1);
-    let area =
-        BitMapBackend::new(path, (420 * cols as u32, 300 * rows as u32)).into_drawing_area();
+    let area = BitMapBackend::new(path, (420 * cols as u32, 300 * rows as u32)).into_drawing_area();
     area.fill(&WHITE)?;
     for (panel, cell) in panels.iter().zip(area.split_evenly((rows, cols))) {
         draw_lines(&cell, panel, x_label)?;

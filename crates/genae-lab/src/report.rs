@@ -360,7 +360,7 @@ mod tests {
         }
         dir.append_line(
             "metrics.jsonl",
-            r#"{"phase":"prior","epoch":3,"train_nll":120.5,"test_nll":118.25}"#,
+            r#"{"phase":"prior","epoch":3,"train":{"nll":120.5},"test":{"nll":118.25}}"#,
         )
         .unwrap();
         let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();

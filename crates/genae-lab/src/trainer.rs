@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use genae_tensor::{seed_everything, DeviceSpec};
+use genae_tensor::seed_everything;
 use tch::Device;
 
 use crate::checkpoint::{
@@ -24,6 +24,7 @@ use crate::checkpoint::{
     Checkpoint, PhaseTotals,
 };
 use crate::config::ValidConfig;
+use crate::context::{epoch_seed, run_device};
 use crate::data::{prepare_data, DeviceSplit, PreparedData};
 use crate::error::LabError;
 use crate::eval::{chains, likelihood, pictures};
@@ -58,23 +59,6 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
     let run_dir = RunDir::open(run_dir)?;
     let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
     train(&config, &run_dir, true)
-}
-
-/// The seed of epoch `epoch`'s generator (epoch 0: the final evaluation's).
-pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(epoch as u64)
-        .rotate_left(17)
-}
-
-/// The run's device (`device`, or `GENAE_DEVICE`), with libtorch's threads set from
-/// `threads`.
-pub(crate) fn run_device(config: &ValidConfig) -> Result<Device, LabError> {
-    let device = DeviceSpec::from_config_or_env(config.device())?.resolve()?;
-    if config.file().threads > 0 {
-        tch::set_num_threads(config.file().threads as i32);
-    }
-    Ok(device)
 }
 
 /// The state of the loop between epochs.
@@ -133,7 +117,12 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
 }
 
 /// The run's first progress line.
-fn header(config: &ValidConfig, data: &PreparedData, model: &dyn Trainable, state: &Loop) -> String {
+fn header(
+    config: &ValidConfig,
+    data: &PreparedData,
+    model: &dyn Trainable,
+    state: &Loop,
+) -> String {
     let [c, h, w] = data.image_shape();
     let epochs: Vec<String> = state
         .phases
@@ -195,8 +184,8 @@ impl Loop<'_> {
         let text = std::fs::read_to_string(run_dir.file("metrics.jsonl")).unwrap_or_default();
         if let Some(last) = text
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .last()
+            .rev()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         {
             self.last_train = Record::from_json(&last["train"]);
             self.last_test = Record::from_json(&last["test"]);
@@ -269,8 +258,7 @@ impl Loop<'_> {
                 check_record(v, "validation", epoch, step, phase.learning_rate_key)?;
             }
             let final_epoch = last_phase && phase_epoch == phase.epochs;
-            let log_likelihood = if f.eval.every > 0 && epoch % f.eval.every == 0 && !final_epoch
-            {
+            let log_likelihood = if f.eval.every > 0 && epoch % f.eval.every == 0 && !final_epoch {
                 self.mid_run(model, epoch, &mut progress)?
             } else {
                 None
@@ -331,7 +319,9 @@ impl Loop<'_> {
             "epoch {epoch:>3}: L_{} = {:.3} nats on {} test images ({:.1} s); model saved",
             ll.k, ll.value, ll.n_images, ll.seconds
         ));
-        Ok(Some(serde_json::to_value(&ll).expect("summaries serialise")))
+        Ok(Some(
+            serde_json::to_value(&ll).expect("summaries serialise"),
+        ))
     }
 
     /// The end of the run: model files, shared and kind evaluations, chains, the summary.
@@ -361,7 +351,9 @@ impl Loop<'_> {
         }
         model.finish(run, &mut out)?;
         if let Some(ae) = model.autoencoder() {
-            if let Some(chain) = chains::evaluate_chains(ae, config, &run.test.x, run.run_dir, run.device)? {
+            if let Some(chain) =
+                chains::evaluate_chains(ae, config, &run.test.x, run.run_dir, run.device)?
+            {
                 out.section("chain", &chain);
             }
         }

@@ -121,7 +121,9 @@ impl AaeEncoder {
             AaeEncoderKind::Deterministic => {
                 Self::Deterministic(DeterministicEncoder::from_config(path, networks)?)
             }
-            AaeEncoderKind::Gaussian => Self::Gaussian(GaussianEncoder::from_config(path, networks)?),
+            AaeEncoderKind::Gaussian => {
+                Self::Gaussian(GaussianEncoder::from_config(path, networks)?)
+            }
         })
     }
 

@@ -82,7 +82,10 @@ impl GenerativeAutoencoder for Wae {
     }
 
     fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
-        Ok(Tensor::f_randn([n, self.networks.latent_dim], (Kind::Float, device))?)
+        Ok(Tensor::f_randn(
+            [n, self.networks.latent_dim],
+            (Kind::Float, device),
+        )?)
     }
 }
 

@@ -153,7 +153,6 @@ impl ChainSection {
     }
 }
 
-
 /// `[chain.classifier]`: the CNN trained on the run's data set (grey levels, whatever
 /// `data.binarize` says) whose features the Fréchet distance compares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

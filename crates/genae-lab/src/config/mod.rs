@@ -439,10 +439,121 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_gives_the_defaults() {
+    fn empty_file_gives_the_defaults_of_the_vae() {
         let config = parse("", &[]).unwrap();
-        assert_eq!(config.file(), &ConfigFile::default());
-        assert_eq!(config.device(), DeviceSpec::Auto);
+        assert_eq!(config.device(), genae_tensor::DeviceSpec::Auto);
+        let f = config.file();
+        assert_eq!(f.model.latent_dim, Some(10));
+        assert_eq!(f.train.objective, Some(ObjectiveKind::Elbo));
+        assert_eq!(f.eval.log_likelihood_k, Some(5000));
+        assert!(f.aae.is_none() && f.vq.is_none());
+        match config.spec() {
+            ModelSpec::Vae {
+                networks,
+                objective,
+                kl_warmup_steps,
+            } => {
+                assert_eq!(networks.hidden, vec![512, 256]);
+                assert_eq!(
+                    objective,
+                    &genae_estimators::Objective::Elbo {
+                        beta: 1.0,
+                        free_bits: 0.0
+                    }
+                );
+                assert_eq!(*kl_warmup_steps, 0);
+            }
+            other => panic!("expected a VAE spec, got {other:?}"),
+        }
+        // The resolved file reads back to the same config.
+        let again = parse(&config.to_toml(), &[]).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn keys_of_other_kinds_are_named() {
+        for (text, field) in [
+            (
+                "[model]\nkind = \"aae\"\n[train]\niwae_k = 3\n",
+                "train.iwae_k",
+            ),
+            (
+                "[model]\nkind = \"aae\"\n[train]\nbeta = 4.0\n",
+                "train.beta",
+            ),
+            ("[avb]\nnoise_dim = 3\n", "avb"),
+            ("[aae]\nadversarial_beta1 = 0.5\n", "aae"),
+            ("[model]\nkind = \"avb\"\n[wae]\nlambda = 1.0\n", "wae"),
+            (
+                "[model]\nkind = \"vqvae\"\nlatent_dim = 4\n",
+                "model.latent_dim",
+            ),
+            ("[model]\nkind = \"vqvae\"\nhidden = [3]\n", "model.hidden"),
+            (
+                "[model]\nkind = \"aae\"\n[eval]\nlog_likelihood_k = 100\n",
+                "eval.log_likelihood_k",
+            ),
+            (
+                "[model]\nkind = \"wae\"\n[eval]\nlog_likelihood_k = 100\n",
+                "eval.log_likelihood_k",
+            ),
+            (
+                "[model]\nkind = \"aae\"\n[eval]\nexact_log_likelihood_grid = 10\n",
+                "eval.exact_log_likelihood_grid",
+            ),
+            (
+                "[model]\nkind = \"vqvae\"\n[chain]\nenabled = true\n",
+                "chain.enabled",
+            ),
+        ] {
+            let err = parse(text, &[]).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+                "{text}: {message}"
+            );
+            assert!(message.contains(field), "{message}");
+        }
+        // A value that only turns something off is fine for every kind…
+        let aae = parse(
+            "[model]\nkind = \"aae\"\n[eval]\nlog_likelihood_k = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(aae.log_likelihood(), None);
+        assert!(
+            !aae.to_toml().contains("log_likelihood"),
+            "{}",
+            aae.to_toml()
+        );
+        // …and a Gaussian-encoder WAE has the L_k estimate.
+        let wae = parse(
+            "[model]\nkind = \"wae\"\n[wae]\nencoder = \"gaussian\"\n[eval]\nlog_likelihood_k = 50\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(wae.log_likelihood().map(|l| l.k), Some(50));
+    }
+
+    #[test]
+    fn every_kind_resolves_and_reads_back() {
+        for kind in ModelKind::ALL {
+            let config = parse(&format!("[model]\nkind = \"{kind}\"\n"), &[]).unwrap();
+            assert_eq!(config.kind(), kind);
+            let again = parse(&config.to_toml(), &[]).unwrap();
+            assert_eq!(again, config, "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_mlp_without_hidden_layers_is_refused() {
+        let err = parse("[model]\nhidden = []\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.hidden") && err.contains("linear"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -536,8 +647,8 @@ mod tests {
         let f = config.file();
         assert_eq!(f.train.epochs, 5);
         assert_eq!(f.train.learning_rate, 2e-4);
-        assert_eq!(f.model.activation, Activation::Tanh);
-        assert_eq!(f.model.hidden, vec![64, 32]);
+        assert_eq!(f.model.activation, Some(Activation::Tanh));
+        assert_eq!(f.model.hidden, Some(vec![64, 32]));
         assert_eq!(f.name, "quick");
         let resolved: ConfigFile = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(&resolved, f);

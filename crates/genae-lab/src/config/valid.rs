@@ -6,7 +6,7 @@ use std::path::Path;
 use genae_data::transforms::Binarization;
 use genae_estimators::Objective;
 use genae_tensor::{Corruption, DeviceSpec};
-use genae_zoo::{Activation, AaeEncoderKind, Architecture, Likelihood, VaeConfig};
+use genae_zoo::{AaeEncoderKind, Activation, Architecture, Likelihood, VaeConfig};
 
 use super::{
     parse_with_overrides, AaeSection, AvbSection, ConfigError, ConfigFile, ModelKind,
@@ -182,6 +182,9 @@ impl ValidConfig {
     }
 }
 
+/// The `L_k` settings and the exact-quadrature grid `(cells, half width)`, where they apply.
+type EvalSettings = (Option<LikelihoodEval>, Option<(i64, f64)>);
+
 fn check(ok: bool, field: &'static str, reason: impl FnOnce() -> String) -> Result<()> {
     if ok {
         Ok(())
@@ -257,7 +260,10 @@ impl ConfigFile {
         check(
             !(kind == ModelKind::Vqvae && self.chain.enabled),
             "chain.enabled",
-            || "Markov chains need a continuous latent space; not for model.kind = \"vqvae\"".into(),
+            || {
+                "Markov chains need a continuous latent space; not for model.kind = \"vqvae\""
+                    .into()
+            },
         )?;
         self.chain.validate()?;
         Ok(ValidConfig {
@@ -427,14 +433,8 @@ impl ConfigFile {
         let latent_dim = *m.latent_dim.get_or_insert(10);
         let hidden = m.hidden.get_or_insert_with(|| vec![512, 256]).clone();
         let activation = *m.activation.get_or_insert(Activation::Relu);
-        let architecture = m
-            .architecture
-            .get_or_insert_with(|| Architecture::Mlp)
-            .clone();
-        let likelihood = m
-            .likelihood
-            .get_or_insert_with(|| Likelihood::Bernoulli)
-            .clone();
+        let architecture = m.architecture.get_or_insert(Architecture::Mlp).clone();
+        let likelihood = m.likelihood.get_or_insert(Likelihood::Bernoulli).clone();
         check(
             (1..=65_536).contains(&latent_dim),
             "model.latent_dim",
@@ -462,7 +462,14 @@ impl ConfigFile {
     fn vae_train_keys(&mut self, kind: ModelKind) -> Result<Option<(Objective, u64)>> {
         let vae = kind == ModelKind::Vae;
         let t = &mut self.train;
-        let objective = for_kinds(t.objective, vae, ObjectiveKind::Elbo, None, "train.objective", kind)?;
+        let objective = for_kinds(
+            t.objective,
+            vae,
+            ObjectiveKind::Elbo,
+            None,
+            "train.objective",
+            kind,
+        )?;
         let iwae_k = for_kinds(t.iwae_k, vae, 5, None, "train.iwae_k", kind)?;
         let corruption = for_kinds(
             t.corruption.take(),
@@ -476,7 +483,14 @@ impl ConfigFile {
         let samples = for_kinds(t.dvae_samples, vae, 1, None, "train.dvae_samples", kind)?;
         let beta = for_kinds(t.beta, vae, 1.0, None, "train.beta", kind)?;
         let free_bits = for_kinds(t.free_bits, vae, 0.0, Some(0.0), "train.free_bits", kind)?;
-        let warmup = for_kinds(t.kl_warmup_steps, vae, 0, Some(0), "train.kl_warmup_steps", kind)?;
+        let warmup = for_kinds(
+            t.kl_warmup_steps,
+            vae,
+            0,
+            Some(0),
+            "train.kl_warmup_steps",
+            kind,
+        )?;
         t.objective = objective;
         t.iwae_k = iwae_k;
         t.corruption = corruption.clone();
@@ -528,10 +542,7 @@ impl ConfigFile {
 
     /// `[eval]`: the keys every kind reads, and the likelihood keys of the kinds that have
     /// the estimates.
-    fn validate_eval(
-        &mut self,
-        spec: &ModelSpec,
-    ) -> Result<(Option<LikelihoodEval>, Option<(i64, f64)>)> {
+    fn validate_eval(&mut self, spec: &ModelSpec) -> Result<EvalSettings> {
         let kind = spec.kind();
         let latent_dim = spec.networks().map_or(0, |n| n.latent_dim);
         let has_ll = match spec {
@@ -541,7 +552,14 @@ impl ConfigFile {
         };
         let has_exact = matches!(spec, ModelSpec::Vae { .. } | ModelSpec::Avb { .. });
         let e = &mut self.eval;
-        let k = for_kinds(e.log_likelihood_k, has_ll, 5000, Some(0), "eval.log_likelihood_k", kind)?;
+        let k = for_kinds(
+            e.log_likelihood_k,
+            has_ll,
+            5000,
+            Some(0),
+            "eval.log_likelihood_k",
+            kind,
+        )?;
         let images = for_kinds(
             e.log_likelihood_images,
             has_ll,
@@ -574,8 +592,15 @@ impl ConfigFile {
             "eval.exact_log_likelihood_half_width",
             kind,
         )?;
-        (e.log_likelihood_k, e.log_likelihood_images, e.log_likelihood_chunk) = (k, images, chunk);
-        (e.exact_log_likelihood_grid, e.exact_log_likelihood_half_width) = (grid, half_width);
+        (
+            e.log_likelihood_k,
+            e.log_likelihood_images,
+            e.log_likelihood_chunk,
+        ) = (k, images, chunk);
+        (
+            e.exact_log_likelihood_grid,
+            e.exact_log_likelihood_half_width,
+        ) = (grid, half_width);
         if let (Some(k), Some(chunk)) = (k, chunk) {
             check(k >= 0, "eval.log_likelihood_k", || {
                 format!("must be ≥ 0 (0 skips the estimate), got {k}")
@@ -626,11 +651,9 @@ impl ConfigFile {
             },
         )?;
         let log_likelihood = match (k, images, chunk) {
-            (Some(k), Some(images), Some(chunk)) if k > 0 => Some(LikelihoodEval {
-                k,
-                images,
-                chunk,
-            }),
+            (Some(k), Some(images), Some(chunk)) if k > 0 => {
+                Some(LikelihoodEval { k, images, chunk })
+            }
             _ => None,
         };
         let exact = match (grid, half_width) {

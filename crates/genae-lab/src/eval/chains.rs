@@ -336,6 +336,7 @@ fn batched(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use genae_tensor::Corruption;
 
     fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
         ValidConfig::from_toml_str(text, "test.toml", &[])

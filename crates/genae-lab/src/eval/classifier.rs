@@ -20,12 +20,11 @@ use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{ClassifierSection, ValidConfig, SHAPES};
+use crate::context::run_device;
 use crate::data::load_dataset;
 use crate::error::LabError;
-use crate::trainer::run_device;
-use crate::Adam;
 use crate::run_dir::RunDir;
-
+use crate::Adam;
 
 /// What identifies a cached classifier: its settings and the data settings that decide its
 /// images (the shapes generator's settings only for `shapes`).

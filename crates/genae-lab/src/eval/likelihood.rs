@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use genae_estimators::{
     bits_per_dim, evaluate_log_likelihood, gaussian_proposal_log_likelihood,
-    knn_kl_to_standard_normal, quadrature_log_likelihood, LogLikelihoodOptions,
-    QuadratureOptions,
+    knn_kl_to_standard_normal, quadrature_log_likelihood, LogLikelihoodOptions, QuadratureOptions,
 };
 use genae_zoo::{Decoder, GenerativeAutoencoder, LatentVariableModel};
 use serde::Serialize;
@@ -55,7 +54,13 @@ fn images(eval: LikelihoodEval, test: &DeviceSplit) -> i64 {
     }
 }
 
-fn summary(eval: LikelihoodEval, n: i64, value: f64, run: &RunContext, started: Instant) -> LogLikelihoodSummary {
+fn summary(
+    eval: LikelihoodEval,
+    n: i64,
+    value: f64,
+    run: &RunContext,
+    started: Instant,
+) -> LogLikelihoodSummary {
     LogLikelihoodSummary {
         k: eval.k,
         n_images: n as usize,

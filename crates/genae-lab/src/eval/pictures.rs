@@ -73,7 +73,11 @@ pub(crate) fn write_interpolations(
             rows.push(model.decode_mean(&spherical)?);
         }
         let grid = Tensor::cat(&rows, 0).view([-1, c, h, w]);
-        save_image_grid(&grid, STEPS as usize, &run.run_dir.file("interpolations.png"))?;
+        save_image_grid(
+            &grid,
+            STEPS as usize,
+            &run.run_dir.file("interpolations.png"),
+        )?;
         Ok(())
     })
 }

@@ -179,7 +179,10 @@ impl Trainable for AaeKind {
             let log_lik = self.aae.reconstruction_log_likelihood(x, &code)?;
             let x_hat = self.aae.decode_mean(&code)?;
             let mse = (x_hat - x).square().sum_dim_intlist(1, false, Kind::Double) / d;
-            Ok(vec![("reconstruction", log_lik), ("reconstruction_mse", mse)])
+            Ok(vec![
+                ("reconstruction", log_lik),
+                ("reconstruction_mse", mse),
+            ])
         })
     }
 

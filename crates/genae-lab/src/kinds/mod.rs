@@ -17,11 +17,11 @@ use tch::{nn, Tensor};
 
 use crate::checkpoint::StoreFile;
 use crate::config::{LikelihoodEval, ModelSpec};
+pub(crate) use crate::context::RunContext;
 use crate::data::{Batch, DeviceSplit, TrainingData};
 use crate::error::LabError;
 use crate::eval::likelihood::LogLikelihoodSummary;
 use crate::metrics::{Record, StepTerms};
-pub(crate) use crate::context::RunContext;
 use crate::Adam;
 
 /// One phase of training: its name (the `phase` of `metrics.jsonl`), its epochs and the
@@ -206,10 +206,7 @@ impl Players {
 }
 
 /// The kind the config's spec asks for, its model initialised from libtorch's generator.
-pub(crate) fn build(
-    spec: &ModelSpec,
-    run: &RunContext,
-) -> Result<Box<dyn Trainable>, LabError> {
+pub(crate) fn build(spec: &ModelSpec, run: &RunContext) -> Result<Box<dyn Trainable>, LabError> {
     Ok(match spec {
         ModelSpec::Vae {
             networks,

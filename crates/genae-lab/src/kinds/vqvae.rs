@@ -24,10 +24,10 @@ use tch::{nn, Kind, Tensor};
 use super::{FinalResults, Phase, RunContext, StepContext, Trainable};
 use crate::checkpoint::StoreFile;
 use crate::config::{PriorSection, VqSection};
+use crate::context::epoch_seed;
 use crate::data::{batch_ranges, Batch, DeviceSplit, TrainingData};
 use crate::error::LabError;
 use crate::metrics::{split_means, Record, StepTerms};
-use crate::trainer::epoch_seed;
 use crate::Adam;
 
 /// `vq` in `summary.json`: the codebook on the test set.
@@ -184,9 +184,12 @@ impl VqVaeKind {
     fn write_pictures(&self, run: &RunContext, grid: [i64; 2]) -> Result<f64, LabError> {
         let f = run.config.file();
         let started = Instant::now();
-        let grids = self
-            .prior
-            .sample(f.eval.samples as i64, grid, epoch_seed(f.seed, 0), run.device)?;
+        let grids = self.prior.sample(
+            f.eval.samples as i64,
+            grid,
+            epoch_seed(f.seed, 0),
+            run.device,
+        )?;
         let sampling_seconds = started.elapsed().as_secs_f64();
         tch::no_grad(|| -> Result<(), LabError> {
             let [c, h, w] = run.image_shape();
@@ -279,9 +282,7 @@ impl Trainable for VqVaeKind {
         let squares = (&x_hat - x).square();
         let loss = squares.sum(Kind::Float) / batch.len() as f64 + out.loss();
         step.update(&mut self.adam, "VQ-VAE loss", &loss)?;
-        let usage = self
-            .usage
-            .get_or_insert_with(|| out.usage.zeros_like());
+        let usage = self.usage.get_or_insert_with(|| out.usage.zeros_like());
         *usage += &out.usage;
         let d = x.size()[1] as f64;
         let mse = squares.detach().sum_dim_intlist(1, false, Kind::Double) / d;
@@ -333,7 +334,9 @@ impl Trainable for VqVaeKind {
         // σ of p(x|z_q) from the training set.
         let train = Self::train_images(run)?;
         let encoded_train = self.encode_split(&train.x, batch, None)?;
-        let sigma = (encoded_train.sse / (train.n as f64 * input_dim)).sqrt().max(1e-4);
+        let sigma = (encoded_train.sse / (train.n as f64 * input_dim))
+            .sqrt()
+            .max(1e-4);
         let (train_perplexity, train_codes_used) = perplexity_and_used(&encoded_train.usage)?;
         drop(train);
         let test = run.test;
