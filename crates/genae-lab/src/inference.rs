@@ -624,7 +624,7 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
     let half = (total / 2).min(n.max(k + 1));
     let reference = reference_all.index_select(0, &order.narrow(0, 0, half));
     let reference_other = reference_all.index_select(0, &order.narrow(0, half, half));
-    eprintln!(
+    note!(
         "HMC reference: {total} draws from {} chains, acceptance {accept:.3}, {reference_seconds:.1} s",
         config.reference.chains
     );
@@ -636,11 +636,11 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
             Ok((draws, t.elapsed().as_secs_f64()))
         };
     let (mf, mf_s) = timed(&mut || mean_field(config, n, device))?;
-    eprintln!("mean-field VB: {mf_s:.1} s");
+    note!("mean-field VB: {mf_s:.1} s");
     let (plain, plain_s) = timed(&mut || avb(config, false, n, device))?;
-    eprintln!("AVB: {plain_s:.1} s");
+    note!("AVB: {plain_s:.1} s");
     let (ac, ac_s) = timed(&mut || avb(config, true, n, device))?;
-    eprintln!("AVB with adaptive contrast: {ac_s:.1} s");
+    note!("AVB with adaptive contrast: {ac_s:.1} s");
 
     let summary = InferenceSummary {
         run_dir: run_dir.path().to_path_buf(),

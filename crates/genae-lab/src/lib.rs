@@ -35,6 +35,8 @@
 //! println!("test ELBO {:.2} nats, run in {}", summary.test.number("elbo").unwrap(), summary.run_dir.display());
 //! ```
 
+#[macro_use]
+mod progress;
 mod catalog;
 mod checkpoint;
 mod config;
@@ -47,7 +49,6 @@ mod kinds;
 mod metrics;
 mod optim;
 mod plots;
-mod progress;
 mod report;
 mod run_dir;
 mod summary;

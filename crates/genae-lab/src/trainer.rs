@@ -4,7 +4,7 @@
 //! - every epoch reseeds libtorch's generator from `(seed, epoch)` and draws its batches from
 //!   `(data.seed, epoch)`, so a resumed run gives the uninterrupted run's numbers;
 //! - each step goes through the kind's `train_step`, whose loss the trainer checks before the
-//!   update ([`StepContext`]); the step terms are summed by name into the epoch's means;
+//!   update ([`Step`]); the step terms are summed by name into the epoch's means;
 //! - after each epoch: the epoch figures, evaluation of the validation and test splits, the
 //!   `eval.every` schedule (model file, mid-run `L_k`), one `metrics.jsonl` line, the
 //!   checkpoint every `train.checkpoint_every` epochs and at the end of each phase, one
@@ -23,12 +23,13 @@ use crate::checkpoint::{
     optimizer_entries, param_entries, save_model_files, truncate_metrics, write_checkpoint,
     Checkpoint, PhaseTotals,
 };
+use crate::config::Phase;
 use crate::config::ValidConfig;
 use crate::context::{epoch_seed, run_device};
 use crate::data::{prepare_data, DeviceSplit, PreparedData};
 use crate::error::LabError;
 use crate::eval::{chains, likelihood, pictures};
-use crate::kinds::{self, FinalResults, Phase, RunContext, StepContext, Trainable};
+use crate::kinds::{self, Evaluation, FinalResults, RunContext, Step, Trainable};
 use crate::metrics::{check_record, to_json, EpochLine, Record, RunningSums};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
@@ -90,7 +91,7 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
         run_dir,
     };
     let mut model = kinds::build(config.spec(), &run)?;
-    let phases = model.phases();
+    let phases = config.spec().phases(f.train.epochs);
     let mut state = Loop {
         config,
         run,
@@ -162,8 +163,9 @@ impl Loop<'_> {
     fn restore(&mut self, model: &mut dyn Trainable) -> Result<(), LabError> {
         let run_dir = self.run.run_dir;
         let saved = Checkpoint::read(run_dir)?;
-        saved.restore_params(&model.store_files())?;
-        saved.restore_optimizers(&mut model.optimizers())?;
+        let mut state = model.state();
+        saved.restore_params(&state.files)?;
+        saved.restore_optimizers(&mut state.optimizers)?;
         self.totals = saved.phases(self.phases.len())?;
         for (p, (phase, done)) in self.phases.iter().zip(&self.totals).enumerate() {
             let later_started = self.totals[p + 1..].iter().any(|t| t.epochs > 0);
@@ -215,13 +217,15 @@ impl Loop<'_> {
             for (b, batch) in training.epoch(epoch, device).enumerate() {
                 let batch = batch?;
                 let wants_update = progress.wants_update(b as u64 + 1);
-                let step = StepContext {
+                let step = Step {
+                    phase: p,
+                    batch: &batch,
                     epoch,
                     step: self.totals[p].steps + 1,
                     check: device == Device::Cpu || wants_update,
                     hint: phase.learning_rate_key,
                 };
-                let terms = model.train_step(p, &batch, &step)?;
+                let terms = model.train_step(&step)?;
                 sums.add(&terms);
                 self.totals[p].steps += 1;
                 seen += batch.len();
@@ -249,10 +253,18 @@ impl Loop<'_> {
 
             let eval_started = Instant::now();
             let validation = match &self.validation {
-                Some(split) => Some(model.evaluate(p, split, &self.run)?),
+                Some(split) => Some(model.evaluate(&Evaluation {
+                    phase: p,
+                    split,
+                    run: &self.run,
+                })?),
                 None => None,
             };
-            let test = model.evaluate(p, self.run.test, &self.run)?;
+            let test = model.evaluate(&Evaluation {
+                phase: p,
+                split: self.run.test,
+                run: &self.run,
+            })?;
             check_record(&test, "test", epoch, step, phase.learning_rate_key)?;
             if let Some(v) = &validation {
                 check_record(v, "validation", epoch, step, phase.learning_rate_key)?;
@@ -281,8 +293,9 @@ impl Loop<'_> {
                 .append_line("metrics.jsonl", &to_json(&line))?;
             let every = f.train.checkpoint_every;
             if every > 0 && (epoch % every == 0 || phase_epoch == phase.epochs) {
-                let mut entries = param_entries(&model.store_files());
-                entries.extend(optimizer_entries(&model.optimizers()));
+                let state = model.state();
+                let mut entries = param_entries(&state.files);
+                entries.extend(optimizer_entries(&state.optimizers));
                 write_checkpoint(entries, &self.totals, self.run.run_dir)?;
             }
             progress.line(&format!(
@@ -303,11 +316,11 @@ impl Loop<'_> {
     /// The `eval.every` schedule: the model file, and `L_k` where the kind has it.
     fn mid_run(
         &self,
-        model: &dyn Trainable,
+        model: &mut dyn Trainable,
         epoch: usize,
         progress: &mut Progress,
     ) -> Result<Option<serde_json::Value>, LabError> {
-        save_model_files(&model.store_files(), self.run.run_dir)?;
+        save_model_files(&model.state().files, self.run.run_dir)?;
         let Some(eval) = self.config.log_likelihood() else {
             return Ok(None);
         };
@@ -334,7 +347,7 @@ impl Loop<'_> {
         let f = config.file();
         let run = &self.run;
         tch::manual_seed(epoch_seed(f.seed, 0) as i64);
-        save_model_files(&model.store_files(), run.run_dir)?;
+        save_model_files(&model.state().files, run.run_dir)?;
         let mut out = FinalResults {
             test: std::mem::take(&mut self.last_test),
             ..Default::default()

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::error::ConfigError;
 pub use chain::{ChainSection, ClassifierSection, MAX_CHAIN_STEPS};
 pub use sections::{AaeSection, AvbSection, WaeKernel, WaeSection};
-pub use valid::{LikelihoodEval, ModelSpec, NetworkSpec, ValidConfig};
+pub use valid::{LikelihoodEval, ModelSpec, NetworkSpec, Phase, ValidConfig};
 pub use vq::{PriorSection, VqSection};
 
 /// Result type of config handling.

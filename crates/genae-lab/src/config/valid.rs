@@ -54,6 +54,18 @@ pub struct LikelihoodEval {
     pub chunk: i64,
 }
 
+/// One phase of training: its name (the `phase` of `metrics.jsonl`), its epochs and the
+/// config key of its learning rate (named when it diverges).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Phase {
+    /// The phase's name.
+    pub name: &'static str,
+    /// Its epochs.
+    pub epochs: usize,
+    /// The config key of its learning rate.
+    pub learning_rate_key: &'static str,
+}
+
 /// One typed model spec per kind, each with only the settings that kind reads.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSpec {
@@ -105,6 +117,27 @@ impl ModelSpec {
             Self::Avb { .. } => ModelKind::Avb,
             Self::Wae { .. } => ModelKind::Wae,
             Self::Vqvae { .. } => ModelKind::Vqvae,
+        }
+    }
+
+    /// The phases a run of this spec trains, in order, with `train.epochs` for the first: one
+    /// named after the kind, and for a VQ-VAE then `prior` (`prior.epochs`).
+    pub fn phases(&self, train_epochs: usize) -> Vec<Phase> {
+        let first = Phase {
+            name: self.kind().name(),
+            epochs: train_epochs,
+            learning_rate_key: "train.learning_rate",
+        };
+        match self {
+            Self::Vqvae { prior, .. } => vec![
+                first,
+                Phase {
+                    name: "prior",
+                    epochs: prior.epochs,
+                    learning_rate_key: "prior.learning_rate",
+                },
+            ],
+            _ => vec![first],
         }
     }
 

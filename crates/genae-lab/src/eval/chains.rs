@@ -189,7 +189,7 @@ pub fn evaluate_chains(
                 .f_sum(Kind::Double)?
                 .double_value(&[])
                 / 2.0;
-            eprintln!(
+            note!(
                 "chain step {step:>3}: Fréchet distance {fd:9.3}  latent MMD² {mmd:.5}  \
                  class TV {tv:.3}"
             );

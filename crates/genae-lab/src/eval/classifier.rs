@@ -137,7 +137,7 @@ pub fn load_or_train_classifier(
         feature_dim: section.feature_dim,
         activation: Activation::Relu,
     };
-    eprintln!(
+    note!(
         "training the {} classifier ({} epochs on {} images, cached in {}) ...",
         data.name,
         section.epochs,
@@ -165,7 +165,7 @@ pub fn load_or_train_classifier(
             total += loss.double_value(&[]) * len as f64;
             start += len;
         }
-        eprintln!(
+        note!(
             "classifier epoch {epoch}/{}: train cross-entropy {:.4} ({:.0} s)",
             section.epochs,
             total / n as f64,
@@ -175,7 +175,7 @@ pub fn load_or_train_classifier(
     let train_seconds = started.elapsed().as_secs_f64();
     let (x_test, y_test) = images_and_labels(&data.test, device)?;
     let test_accuracy = classifier.accuracy(&x_test, &y_test, 1000)?;
-    eprintln!(
+    note!(
         "classifier test accuracy {:.4} on {} images",
         test_accuracy,
         data.test.len()
@@ -247,7 +247,7 @@ fn load_cached(dir: &Path, key: &CacheKey, device: Device) -> Result<CachedClass
     })?;
     vs.load(&weights)
         .map_err(|e| bad(&weights, format!("cannot be loaded: {e}")))?;
-    eprintln!(
+    note!(
         "classifier loaded from {} (test accuracy {:.4})",
         dir.display(),
         record.test_accuracy

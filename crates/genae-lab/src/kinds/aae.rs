@@ -7,10 +7,10 @@ use genae_zoo::{Aae, AaeConfig, GenerativeAutoencoder, GenerativeDecoder};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use super::{FinalResults, Phase, Players, RunContext, StepContext, Trainable};
-use crate::checkpoint::StoreFile;
+use super::{
+    Evaluation, FinalResults, PlayerOptimizers, Players, RunContext, State, Step, Trainable,
+};
 use crate::config::{AaeSection, ConfigError, NetworkSpec};
-use crate::data::{Batch, DeviceSplit, TrainingData};
 use crate::error::LabError;
 use crate::eval::prior::{prior_fit_points, prior_mmd, PriorMmd};
 use crate::metrics::{split_means, Record, StepTerms};
@@ -31,11 +31,8 @@ pub(super) struct AaeKind {
     players: Players,
     aae: Aae,
     section: AaeSection,
-    reconstruct_encoder: Adam,
-    reconstruct_decoder: Adam,
-    discriminate: Adam,
+    optimizers: PlayerOptimizers,
     generate: Adam,
-    epochs: usize,
 }
 
 impl AaeKind {
@@ -56,35 +53,33 @@ impl AaeKind {
             .into());
         }
         let players = Players::new(run.device);
-        let aae = Aae::new(
-            &players.encoder.root(),
-            &players.decoder.root(),
-            &players.discriminator.root(),
-            &AaeConfig {
-                networks: networks.vae_config(run.image_shape()),
-                encoder: section.encoder,
-                discriminator_hidden: section.discriminator_hidden.clone(),
-                prior: section.prior.clone(),
-                label_classes: if section.condition_on_labels {
-                    n_classes
-                } else {
-                    0
-                },
+        let [encoder, decoder, discriminator] = players.roots();
+        let config = AaeConfig {
+            networks: networks.vae_config(run.image_shape()),
+            encoder: section.encoder,
+            discriminator_hidden: section.discriminator_hidden.clone(),
+            prior: section.prior.clone(),
+            label_classes: if section.condition_on_labels {
+                n_classes
+            } else {
+                0
             },
-        )?;
+        };
+        let aae = Aae::new(&encoder, &decoder, &discriminator, &config)?;
         let lr = run.config.file().train.learning_rate;
         let beta1 = section.adversarial_beta1;
         Ok(Self {
-            reconstruct_encoder: Adam::new(&players.encoder, lr),
-            reconstruct_decoder: Adam::new(&players.decoder, lr),
-            discriminate: Adam::new(&players.discriminator, section.discriminator_learning_rate)
-                .with_beta1(beta1),
+            optimizers: PlayerOptimizers::new(
+                &players,
+                lr,
+                section.discriminator_learning_rate,
+                beta1,
+            ),
             generate: Adam::new(&players.encoder, section.generator_learning_rate)
                 .with_beta1(beta1),
             players,
             aae,
             section: section.clone(),
-            epochs: run.config.file().train.epochs,
         })
     }
 
@@ -107,72 +102,43 @@ impl Trainable for AaeKind {
         )
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        vec![Phase {
-            name: "aae",
-            epochs: self.epochs,
-            learning_rate_key: "train.learning_rate",
-        }]
+    fn state(&mut self) -> State<'_> {
+        let generator = vec![("generator", &mut self.generate)];
+        self.optimizers.state(&self.players, generator)
     }
 
-    fn store_files(&self) -> Vec<StoreFile<'_>> {
-        self.players.store_files()
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
-        vec![
-            ("reconstruction_encoder", &mut self.reconstruct_encoder),
-            ("reconstruction_decoder", &mut self.reconstruct_decoder),
-            ("discriminator", &mut self.discriminate),
-            ("generator", &mut self.generate),
-        ]
-    }
-
-    fn begin_phase(&mut self, _phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
-        TrainingData::images(run.config, run.data)
-    }
-
-    fn train_step(
-        &mut self,
-        _phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError> {
-        let x = &batch.x;
-        let labels = self.labels(&batch.labels);
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let x = &step.batch.x;
+        let labels = self.labels(&step.batch.labels);
         // (1) Reconstruction: encoder and decoder.
         let code = self.aae.code(x)?;
         let log_lik = self.aae.reconstruction_log_likelihood(x, &code)?;
         let reconstruction_loss = -log_lik.mean(Kind::Float);
-        step.guard("reconstruction loss", &reconstruction_loss, &[])?;
-        self.reconstruct_encoder.zero_grad();
-        self.reconstruct_decoder.zero_grad();
-        reconstruction_loss.backward();
-        self.reconstruct_encoder.step();
-        self.reconstruct_decoder.step();
+        self.optimizers
+            .update_autoencoder(step, "reconstruction loss", &reconstruction_loss)?;
 
         // (2) Discriminator, then (3) generator, on the updated encoder's codes.
         let code = self.aae.code(x)?;
         let prior = self
             .aae
-            .sample_prior_codes(batch.len(), labels, x.device())?;
+            .sample_prior_codes(step.batch.len(), labels, x.device())?;
         let d_loss = self.aae.discriminator_loss(&code, &prior, labels)?;
-        step.update(&mut self.discriminate, "discriminator loss", &d_loss.loss)?;
+        step.update(
+            &mut self.optimizers.discriminator,
+            "discriminator loss",
+            &d_loss.loss,
+        )?;
         let generator_loss = self.aae.generator_loss(&code, labels)?;
         step.update(&mut self.generate, "generator loss", &generator_loss)?;
-        Ok(StepTerms::new(&reconstruction_loss, batch.len())
+        Ok(StepTerms::new(&reconstruction_loss, step.batch.len())
             .per_example("reconstruction", &log_lik)
             .batch_mean("discriminator", &d_loss.loss)
             .batch_mean("generator", &generator_loss)
             .batch_mean("discriminator_accuracy", &d_loss.accuracy))
     }
 
-    fn evaluate(
-        &self,
-        _phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError> {
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
         let d = run.input_dim() as f64;
         split_means(&split.x, run.eval_batch(), |x| {
             let code = self.aae.code_mean(x)?;
@@ -201,10 +167,7 @@ impl Trainable for AaeKind {
         };
         let draws = self.prior_draws(run, n)?;
         let fit = prior_mmd(&self.aae, &draws, run)?;
-        out.notes.push(format!(
-            "prior MMD² {:.4} on {n} test codes (bandwidth {:.3})",
-            fit.prior_mmd, fit.prior_mmd_bandwidth
-        ));
+        out.prior_fit(&fit);
         out.section(
             "aae",
             &AaeSummary {

@@ -13,14 +13,14 @@ use genae_zoo::{
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use super::{FinalResults, Phase, Players, RunContext, StepContext, Trainable};
-use crate::checkpoint::StoreFile;
+use super::{
+    Estimate, Evaluation, FinalResults, PlayerOptimizers, Players, RunContext, State, Step,
+    Trainable,
+};
 use crate::config::{AvbSection, LikelihoodEval, NetworkSpec};
-use crate::data::{Batch, DeviceSplit, TrainingData};
 use crate::error::LabError;
-use crate::eval::likelihood::{exact_evaluation, proposal_log_likelihood, LogLikelihoodSummary};
+use crate::eval::likelihood::{exact_evaluation, proposal_log_likelihood};
 use crate::metrics::{split_means, Record, StepTerms};
-use crate::Adam;
 
 /// `summary.json`'s `avb` section.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -82,10 +82,7 @@ pub(super) struct AvbKind {
     players: Players,
     avb: Avb,
     section: AvbSection,
-    encode: Adam,
-    decode: Adam,
-    discriminate: Adam,
-    epochs: usize,
+    optimizers: PlayerOptimizers,
 }
 
 impl AvbKind {
@@ -95,28 +92,27 @@ impl AvbKind {
         run: &RunContext,
     ) -> Result<Self, LabError> {
         let players = Players::new(run.device);
-        let avb = Avb::new(
-            &players.encoder.root(),
-            &players.decoder.root(),
-            &players.discriminator.root(),
-            &AvbConfig {
-                networks: networks.vae_config(run.image_shape()),
-                noise_dim: section.noise_dim,
-                noise_injection: section.noise_injection,
-                discriminator_hidden: section.discriminator_hidden.clone(),
-                adaptive_contrast: section.adaptive_contrast,
-                contrast_samples: section.contrast_samples,
-            },
-        )?;
+        let [encoder, decoder, discriminator] = players.roots();
+        let config = AvbConfig {
+            networks: networks.vae_config(run.image_shape()),
+            noise_dim: section.noise_dim,
+            noise_injection: section.noise_injection,
+            discriminator_hidden: section.discriminator_hidden.clone(),
+            adaptive_contrast: section.adaptive_contrast,
+            contrast_samples: section.contrast_samples,
+        };
+        let avb = Avb::new(&encoder, &decoder, &discriminator, &config)?;
         let lr = run.config.file().train.learning_rate;
         Ok(Self {
-            encode: Adam::new(&players.encoder, lr),
-            decode: Adam::new(&players.decoder, lr),
-            discriminate: Adam::new(&players.discriminator, section.discriminator_learning_rate),
+            optimizers: PlayerOptimizers::new(
+                &players,
+                lr,
+                section.discriminator_learning_rate,
+                0.9,
+            ),
             players,
             avb,
             section: section.clone(),
-            epochs: run.config.file().train.epochs,
         })
     }
 
@@ -168,44 +164,23 @@ impl Trainable for AvbKind {
         )
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        vec![Phase {
-            name: "avb",
-            epochs: self.epochs,
-            learning_rate_key: "train.learning_rate",
-        }]
+    fn state(&mut self) -> State<'_> {
+        self.optimizers.state(&self.players, Vec::new())
     }
 
-    fn store_files(&self) -> Vec<StoreFile<'_>> {
-        self.players.store_files()
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
-        vec![
-            ("encoder", &mut self.encode),
-            ("decoder", &mut self.decode),
-            ("discriminator", &mut self.discriminate),
-        ]
-    }
-
-    fn begin_phase(&mut self, _phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
-        TrainingData::images(run.config, run.data)
-    }
-
-    fn train_step(
-        &mut self,
-        _phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError> {
-        let x = &batch.x;
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let x = &step.batch.x;
         // Dual: the discriminator on fresh codes (no gradient to the encoder).
         let mut dual_loss = Tensor::zeros([], (Kind::Double, x.device()));
         let mut dual_accuracy = Tensor::zeros([], (Kind::Double, x.device()));
         for _ in 0..self.section.dual_steps {
             let codes = tch::no_grad(|| self.avb.draw_codes(x))?;
             let d_loss = self.avb.discriminator_loss(x, &codes)?;
-            step.update(&mut self.discriminate, "discriminator loss", &d_loss.loss)?;
+            step.update(
+                &mut self.optimizers.discriminator,
+                "discriminator loss",
+                &d_loss.loss,
+            )?;
             dual_loss += d_loss.loss.detach().to_kind(Kind::Double);
             dual_accuracy += d_loss.accuracy.to_kind(Kind::Double);
         }
@@ -216,19 +191,15 @@ impl Trainable for AvbKind {
             for _ in 0..self.section.primal_steps {
                 let codes = self.avb.draw_codes(x)?;
                 let out = self.avb.primal(x, &codes)?;
-                step.guard("ELBO estimate", &out.loss, &[])?;
-                self.encode.zero_grad();
-                self.decode.zero_grad();
-                out.loss.backward();
-                self.encode.step();
-                self.decode.step();
+                self.optimizers
+                    .update_autoencoder(step, "ELBO estimate", &out.loss)?;
                 first.get_or_insert(out);
             }
             Ok::<_, LabError>(first.expect("avb.primal_steps ≥ 1"))
         })();
         self.players.discriminator.unfreeze();
         let primal = primal?;
-        let mut terms = StepTerms::new(&primal.loss, batch.len())
+        let mut terms = StepTerms::new(&primal.loss, step.batch.len())
             .per_example("elbo", &primal.elbo)
             .per_example("reconstruction", &primal.reconstruction)
             .per_example("kl", &primal.kl);
@@ -241,12 +212,8 @@ impl Trainable for AvbKind {
         Ok(terms)
     }
 
-    fn evaluate(
-        &self,
-        _phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError> {
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
         split_means(&split.x, run.eval_batch(), |x| {
             let out = self.avb.primal(x, &self.avb.draw_codes(x)?)?;
             Ok(vec![
@@ -257,11 +224,7 @@ impl Trainable for AvbKind {
         })
     }
 
-    fn log_likelihood(
-        &self,
-        run: &RunContext,
-        eval: LikelihoodEval,
-    ) -> Result<Option<LogLikelihoodSummary>, LabError> {
+    fn log_likelihood(&self, run: &RunContext, eval: LikelihoodEval) -> Estimate {
         let ll = proposal_log_likelihood(&GenerativeHalf(&self.avb.decoder), run, eval, |x| {
             let moments = self.avb.posterior_moments(x)?;
             Ok((moments.mean, moments.std))
@@ -277,11 +240,7 @@ impl Trainable for AvbKind {
         let exact = exact_evaluation(&self.avb.decoder, &self.avb, run)?;
         if let Some(eval) = run.config.log_likelihood() {
             if let Some(ll) = self.log_likelihood(run, eval)? {
-                out.notes.push(format!(
-                    "L_{} (moment-matched Gaussian proposal) = {:.4} nats on {} test images ({:.1} s)",
-                    ll.k, ll.value, ll.n_images, ll.seconds
-                ));
-                out.test.insert_serialized("log_likelihood", &ll);
+                out.log_likelihood(&ll, "proposal: the moment-matched Gaussian of q(z|x)");
             }
         }
         let ais = if self.section.ais_steps > 0 {

@@ -24,17 +24,44 @@ use crate::eval::likelihood::LogLikelihoodSummary;
 use crate::metrics::{Record, StepTerms};
 use crate::Adam;
 
-/// One phase of training: its name (the `phase` of `metrics.jsonl`), its epochs and the
-/// config key of its learning rate (named when it diverges).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Phase {
-    pub(crate) name: &'static str,
-    pub(crate) epochs: usize,
-    pub(crate) learning_rate_key: &'static str,
+/// A kind's parameter files and optimisers, borrowed together (checkpoints hold them all).
+pub(crate) struct State<'a> {
+    /// The parameter files and the stores they hold.
+    pub(crate) files: Vec<StoreFile<'a>>,
+    /// Every optimiser, by a name unique within the kind.
+    pub(crate) optimizers: Vec<(&'static str, &'a mut Adam)>,
 }
 
-/// The step being taken: where it is (for errors) and whether to read its loss now.
-pub(crate) struct StepContext {
+impl<'a> State<'a> {
+    /// One store in `model.safetensors` and its one optimiser (`adam`).
+    pub(crate) fn single(store: &'a nn::VarStore, adam: &'a mut Adam) -> Self {
+        Self {
+            files: vec![StoreFile::model(store)],
+            optimizers: vec![("adam", adam)],
+        }
+    }
+}
+
+/// Where a model is evaluated: after an epoch of `phase`, on `split`.
+pub(crate) struct Evaluation<'a> {
+    /// The phase (from 0).
+    pub(crate) phase: usize,
+    /// The split.
+    pub(crate) split: &'a DeviceSplit,
+    /// The run.
+    pub(crate) run: &'a RunContext<'a>,
+}
+
+/// `Ok(Some(L_k))`, or `Ok(None)` for a kind without the estimate.
+pub(crate) type Estimate = Result<Option<LogLikelihoodSummary>, LabError>;
+
+/// The step being taken: its phase and batch, where it is (for errors) and whether to read
+/// its loss now.
+pub(crate) struct Step<'a> {
+    /// The phase (from 0).
+    pub(crate) phase: usize,
+    /// The batch.
+    pub(crate) batch: &'a Batch,
     /// The epoch over the whole run, from 1.
     pub(crate) epoch: usize,
     /// The phase's step being taken, from 1.
@@ -46,7 +73,7 @@ pub(crate) struct StepContext {
     pub(crate) hint: &'static str,
 }
 
-impl StepContext {
+impl Step<'_> {
     /// `Err(NonFinite)` when `loss` is NaN or infinite (when checking this step), naming the
     /// first non-finite of `terms` (per-example or scalar tensors), else `name`.
     pub(crate) fn guard(
@@ -77,7 +104,7 @@ impl StepContext {
         })
     }
 
-    /// Checks `loss` (as [`StepContext::guard`]) before `optimizer` takes a step on it.
+    /// Checks `loss` (as [`Step::guard`]) before `optimizer` takes a step on it.
     pub(crate) fn update(
         &self,
         optimizer: &mut Adam,
@@ -102,6 +129,25 @@ pub(crate) struct FinalResults {
 }
 
 impl FinalResults {
+    /// Records the final `L_k` (`test.log_likelihood`) with a progress note; `proposal` says
+    /// what the importance samples were drawn from.
+    pub(crate) fn log_likelihood(&mut self, ll: &LogLikelihoodSummary, proposal: &str) {
+        self.notes.push(format!(
+            "L_{} ({proposal}) = {:.4} nats ({:.4} bits/dim) on {} test images in {:.1} s",
+            ll.k, ll.value, ll.bits_per_dim, ll.n_images, ll.seconds
+        ));
+        self.test.insert_serialized("log_likelihood", ll);
+    }
+
+    /// Records how close the test codes are to the prior (the note; the kind puts `fit` in
+    /// its section).
+    pub(crate) fn prior_fit(&mut self, fit: &crate::eval::prior::PriorMmd) {
+        self.notes.push(format!(
+            "prior MMD² {:.4} on {} test codes (bandwidth {:.3})",
+            fit.prior_mmd, fit.prior_mmd_points, fit.prior_mmd_bandwidth
+        ));
+    }
+
     /// Adds the section `name`.
     pub(crate) fn section<T: serde::Serialize>(&mut self, name: &str, value: &T) {
         let value = serde_json::to_value(value).expect("summaries always serialise");
@@ -114,26 +160,17 @@ pub(crate) trait Trainable {
     /// One line saying what is trained (the first progress line's middle part).
     fn describe(&self) -> String;
 
-    /// The phases, in order (most kinds have one).
-    fn phases(&self) -> Vec<Phase>;
-
-    /// The parameter files and the stores they hold (checkpoints hold them all).
-    fn store_files(&self) -> Vec<StoreFile<'_>>;
-
-    /// Every optimiser, by a name unique within the kind (their state is checkpointed).
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)>;
+    /// The parameter files and optimisers.
+    fn state(&mut self) -> State<'_>;
 
     /// Prepares phase `phase` (from 0) and returns what it trains on; called before its first
-    /// epoch, also when a run resumes inside the phase.
-    fn begin_phase(&mut self, phase: usize, run: &RunContext) -> Result<TrainingData, LabError>;
+    /// epoch, also when a run resumes inside the phase. By default: the training images.
+    fn begin_phase(&mut self, _phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
+        TrainingData::images(run.config, run.data)
+    }
 
-    /// One training step on `batch`, updating the kind's parameters; its terms by name.
-    fn train_step(
-        &mut self,
-        phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError>;
+    /// One training step, updating the kind's parameters; its terms by name.
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError>;
 
     /// Figures of the epoch's training that are not means of step terms (e.g. codebook
     /// usage); called once after each epoch.
@@ -141,20 +178,11 @@ pub(crate) trait Trainable {
         Ok(Record::new())
     }
 
-    /// Metrics of the model on `split` after an epoch of phase `phase`, by name.
-    fn evaluate(
-        &self,
-        phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError>;
+    /// Metrics of the model on a split after an epoch, by name.
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError>;
 
     /// The importance-sampled `L_k` on the first test images, for kinds that have it.
-    fn log_likelihood(
-        &self,
-        _run: &RunContext,
-        _eval: LikelihoodEval,
-    ) -> Result<Option<LogLikelihoodSummary>, LabError> {
+    fn log_likelihood(&self, _run: &RunContext, _eval: LikelihoodEval) -> Estimate {
         Ok(None)
     }
 
@@ -192,6 +220,15 @@ impl Players {
         }
     }
 
+    /// The three stores' root paths: encoder, decoder, discriminator.
+    pub(crate) fn roots(&self) -> [nn::Path<'_>; 3] {
+        [
+            self.encoder.root(),
+            self.decoder.root(),
+            self.discriminator.root(),
+        ]
+    }
+
     /// `model.safetensors` with the three stores.
     pub(crate) fn store_files(&self) -> Vec<StoreFile<'_>> {
         vec![StoreFile {
@@ -202,6 +239,65 @@ impl Players {
                 ("discriminator", &self.discriminator),
             ],
         }]
+    }
+}
+
+/// The optimisers of an adversarial model's players: Adam on the encoder and on the decoder
+/// (`train.learning_rate`), and on the discriminator (its own rate and β₁).
+pub(crate) struct PlayerOptimizers {
+    pub(crate) encoder: Adam,
+    pub(crate) decoder: Adam,
+    pub(crate) discriminator: Adam,
+}
+
+impl PlayerOptimizers {
+    /// Adam over each player's variables (create them after the model).
+    pub(crate) fn new(
+        players: &Players,
+        learning_rate: f64,
+        discriminator_learning_rate: f64,
+        discriminator_beta1: f64,
+    ) -> Self {
+        Self {
+            encoder: Adam::new(&players.encoder, learning_rate),
+            decoder: Adam::new(&players.decoder, learning_rate),
+            discriminator: Adam::new(&players.discriminator, discriminator_learning_rate)
+                .with_beta1(discriminator_beta1),
+        }
+    }
+
+    /// One step of the encoder and the decoder on `loss` (checked first by `step`).
+    pub(crate) fn update_autoencoder(
+        &mut self,
+        step: &Step,
+        name: &str,
+        loss: &Tensor,
+    ) -> Result<(), LabError> {
+        step.guard(name, loss, &[])?;
+        self.encoder.zero_grad();
+        self.decoder.zero_grad();
+        loss.backward();
+        self.encoder.step();
+        self.decoder.step();
+        Ok(())
+    }
+
+    /// The players' files and these optimisers, with `extra` ones of the kind.
+    pub(crate) fn state<'a>(
+        &'a mut self,
+        players: &'a Players,
+        extra: Vec<(&'static str, &'a mut Adam)>,
+    ) -> State<'a> {
+        let mut optimizers = vec![
+            ("encoder", &mut self.encoder),
+            ("decoder", &mut self.decoder),
+            ("discriminator", &mut self.discriminator),
+        ];
+        optimizers.extend(extra);
+        State {
+            files: players.store_files(),
+            optimizers,
+        }
     }
 }
 

@@ -5,12 +5,11 @@ use genae_estimators::{active_units, dvae_bound, elbo, KlWarmup, Objective};
 use genae_zoo::{GenerativeAutoencoder, Vae};
 use tch::nn;
 
-use super::{FinalResults, Phase, RunContext, StepContext, Trainable};
-use crate::checkpoint::StoreFile;
+use super::{Estimate, Evaluation, FinalResults, RunContext, State, Step, Trainable};
 use crate::config::{LikelihoodEval, NetworkSpec};
-use crate::data::{mean_over_batches, Batch, DeviceSplit, TrainingData};
+use crate::data::mean_over_batches;
 use crate::error::LabError;
-use crate::eval::likelihood::{encoder_log_likelihood, exact_evaluation, LogLikelihoodSummary};
+use crate::eval::likelihood::{encoder_log_likelihood, exact_evaluation};
 use crate::metrics::{split_means, Record, StepTerms};
 use crate::Adam;
 
@@ -21,7 +20,6 @@ pub(super) struct VaeKind {
     adam: Adam,
     objective: Objective,
     warmup: KlWarmup,
-    epochs: usize,
 }
 
 impl VaeKind {
@@ -42,7 +40,6 @@ impl VaeKind {
             warmup: KlWarmup {
                 steps: kl_warmup_steps,
             },
-            epochs: run.config.file().train.epochs,
         })
     }
 }
@@ -58,35 +55,14 @@ impl Trainable for VaeKind {
         format!("vae ({objective})")
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        vec![Phase {
-            name: "vae",
-            epochs: self.epochs,
-            learning_rate_key: "train.learning_rate",
-        }]
+    fn state(&mut self) -> State<'_> {
+        State::single(&self.store, &mut self.adam)
     }
 
-    fn store_files(&self) -> Vec<StoreFile<'_>> {
-        vec![StoreFile::model(&self.store)]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
-        vec![("adam", &mut self.adam)]
-    }
-
-    fn begin_phase(&mut self, _phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
-        TrainingData::images(run.config, run.data)
-    }
-
-    fn train_step(
-        &mut self,
-        _phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError> {
-        let out = self
-            .objective
-            .loss(&self.vae, &batch.x, self.warmup.scale(step.step - 1))?;
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let out =
+            self.objective
+                .loss(&self.vae, &step.batch.x, self.warmup.scale(step.step - 1))?;
         step.guard(
             "loss",
             &out.loss,
@@ -96,18 +72,14 @@ impl Trainable for VaeKind {
             ],
         )?;
         self.adam.backward_step(&out.loss);
-        Ok(StepTerms::new(&out.loss, batch.len())
+        Ok(StepTerms::new(&out.loss, step.batch.len())
             .per_example("elbo", &out.terms.elbo)
             .per_example("reconstruction", &out.terms.reconstruction)
             .per_example("kl", &out.terms.kl))
     }
 
-    fn evaluate(
-        &self,
-        _phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError> {
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
         split_means(&split.x, run.eval_batch(), |x| {
             let terms = elbo(&self.vae, x)?;
             Ok(vec![
@@ -118,11 +90,7 @@ impl Trainable for VaeKind {
         })
     }
 
-    fn log_likelihood(
-        &self,
-        run: &RunContext,
-        eval: LikelihoodEval,
-    ) -> Result<Option<LogLikelihoodSummary>, LabError> {
+    fn log_likelihood(&self, run: &RunContext, eval: LikelihoodEval) -> Estimate {
         Ok(Some(encoder_log_likelihood(&self.vae, run, eval)?))
     }
 
@@ -135,11 +103,7 @@ impl Trainable for VaeKind {
         let au = active_units(&self.vae, &run.test.x, run.eval_batch(), 0.01)?;
         if let Some(eval) = run.config.log_likelihood() {
             let ll = encoder_log_likelihood(&self.vae, run, eval)?;
-            out.notes.push(format!(
-                "L_{} = {:.3} nats ({:.4} bits/dim) on {} test images in {:.1} s",
-                ll.k, ll.value, ll.bits_per_dim, ll.n_images, ll.seconds
-            ));
-            out.test.insert_serialized("log_likelihood", &ll);
+            out.log_likelihood(&ll, "proposal q(z|x)");
         }
         out.test.insert("active_units", au.count);
         out.notes

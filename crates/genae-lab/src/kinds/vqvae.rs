@@ -21,14 +21,18 @@ use genae_zoo::{discretized_gaussian_log_prob, GatedPixelCnn, VqDecoder, VqEncod
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
-use super::{FinalResults, Phase, RunContext, StepContext, Trainable};
+use super::{Evaluation, FinalResults, RunContext, State, Step, Trainable};
 use crate::checkpoint::StoreFile;
 use crate::config::{PriorSection, VqSection};
 use crate::context::epoch_seed;
-use crate::data::{batch_ranges, Batch, DeviceSplit, TrainingData};
+use crate::data::{batch_ranges, DeviceSplit, TrainingData};
 use crate::error::LabError;
 use crate::metrics::{split_means, Record, StepTerms};
 use crate::Adam;
+
+/// The phases: the VQ-VAE, then its prior.
+const VQVAE: usize = 0;
+const PRIOR: usize = 1;
 
 /// `vq` in `summary.json`: the codebook on the test set.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -96,7 +100,6 @@ pub(super) struct VqVaeKind {
     prior_adam: Adam,
     vq: VqSection,
     prior_section: PriorSection,
-    epochs: usize,
     /// Code usage over the current epoch of phase 1.
     usage: Option<Tensor>,
 }
@@ -131,7 +134,6 @@ impl VqVaeKind {
             prior_adam,
             vq: vq.clone(),
             prior_section: prior_section.clone(),
-            epochs: run.config.file().train.epochs,
             usage: None,
         })
     }
@@ -222,37 +224,21 @@ impl Trainable for VqVaeKind {
         )
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        vec![
-            Phase {
-                name: "vqvae",
-                epochs: self.epochs,
-                learning_rate_key: "train.learning_rate",
-            },
-            Phase {
-                name: "prior",
-                epochs: self.prior_section.epochs,
-                learning_rate_key: "prior.learning_rate",
-            },
-        ]
-    }
-
-    fn store_files(&self) -> Vec<StoreFile<'_>> {
-        vec![
-            StoreFile::model(&self.store),
-            StoreFile {
-                file: "prior.safetensors",
-                stores: vec![("", &self.prior_store)],
-            },
-        ]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
-        vec![("vqvae", &mut self.adam), ("prior", &mut self.prior_adam)]
+    fn state(&mut self) -> State<'_> {
+        State {
+            files: vec![
+                StoreFile::model(&self.store),
+                StoreFile {
+                    file: "prior.safetensors",
+                    stores: vec![("", &self.prior_store)],
+                },
+            ],
+            optimizers: vec![("vqvae", &mut self.adam), ("prior", &mut self.prior_adam)],
+        }
     }
 
     fn begin_phase(&mut self, phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
-        if phase == 0 {
+        if phase != PRIOR {
             return TrainingData::images(run.config, run.data);
         }
         let train = Self::train_images(run)?;
@@ -264,29 +250,24 @@ impl Trainable for VqVaeKind {
         })
     }
 
-    fn train_step(
-        &mut self,
-        phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError> {
-        let x = &batch.x;
-        if phase == 1 {
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let x = &step.batch.x;
+        if step.phase == PRIOR {
             let nll = self.prior.nll(x)?;
             let loss = nll.mean(Kind::Float);
             step.update(&mut self.prior_adam, "PixelCNN NLL", &loss)?;
-            return Ok(StepTerms::new(&loss, batch.len()).per_example("nll", &nll));
+            return Ok(StepTerms::new(&loss, step.batch.len()).per_example("nll", &nll));
         }
         let out = self.quantizer.forward_t(&self.encoder.encode(x)?, true)?;
         let x_hat = self.decoder.decode(&out.quantized)?.view_as(x);
         let squares = (&x_hat - x).square();
-        let loss = squares.sum(Kind::Float) / batch.len() as f64 + out.loss();
+        let loss = squares.sum(Kind::Float) / step.batch.len() as f64 + out.loss();
         step.update(&mut self.adam, "VQ-VAE loss", &loss)?;
         let usage = self.usage.get_or_insert_with(|| out.usage.zeros_like());
         *usage += &out.usage;
         let d = x.size()[1] as f64;
         let mse = squares.detach().sum_dim_intlist(1, false, Kind::Double) / d;
-        let mut terms = StepTerms::new(&loss, batch.len())
+        let mut terms = StepTerms::new(&loss, step.batch.len())
             .per_example("reconstruction_mse", &mse)
             .batch_mean("commitment", &out.commitment_loss);
         if let (Some(cb), CodebookUpdate::Loss) = (&out.codebook_loss, &self.vq.quantizer.update) {
@@ -297,7 +278,7 @@ impl Trainable for VqVaeKind {
 
     fn end_epoch(&mut self, phase: usize) -> Result<Record, LabError> {
         match (phase, self.usage.take()) {
-            (0, Some(usage)) => {
+            (VQVAE, Some(usage)) => {
                 let (perplexity, used) = perplexity_and_used(&usage)?;
                 Ok(Record::new()
                     .with("perplexity", perplexity)
@@ -307,14 +288,10 @@ impl Trainable for VqVaeKind {
         }
     }
 
-    fn evaluate(
-        &self,
-        phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError> {
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
         let encoded = self.encode_split(&split.x, run.eval_batch(), None)?;
-        if phase == 1 {
+        if on.phase == PRIOR {
             let nll = self.mean_prior_nll(&encoded.codes, run.eval_batch())?;
             return Ok(Record::new().with("nll", nll));
         }

@@ -8,12 +8,10 @@ use genae_zoo::{AaeEncoderKind, GenerativeAutoencoder, GenerativeDecoder, Wae};
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
-use super::{FinalResults, Phase, RunContext, StepContext, Trainable};
-use crate::checkpoint::StoreFile;
+use super::{Estimate, Evaluation, FinalResults, RunContext, State, Step, Trainable};
 use crate::config::{LikelihoodEval, NetworkSpec, WaeKernel, WaeSection};
-use crate::data::{Batch, DeviceSplit, TrainingData};
 use crate::error::LabError;
-use crate::eval::likelihood::{encoder_log_likelihood, LogLikelihoodSummary};
+use crate::eval::likelihood::encoder_log_likelihood;
 use crate::eval::prior::{prior_fit_points, prior_mmd, PriorMmd};
 use crate::metrics::{split_means, Record, StepTerms};
 use crate::Adam;
@@ -35,7 +33,6 @@ pub(super) struct WaeKind {
     adam: Adam,
     section: WaeSection,
     kernel: MmdKernel,
-    epochs: usize,
 }
 
 impl WaeKind {
@@ -65,7 +62,6 @@ impl WaeKind {
             adam,
             section: section.clone(),
             kernel,
-            epochs: run.config.file().train.epochs,
         })
     }
 
@@ -89,33 +85,12 @@ impl Trainable for WaeKind {
         )
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        vec![Phase {
-            name: "wae",
-            epochs: self.epochs,
-            learning_rate_key: "train.learning_rate",
-        }]
+    fn state(&mut self) -> State<'_> {
+        State::single(&self.store, &mut self.adam)
     }
 
-    fn store_files(&self) -> Vec<StoreFile<'_>> {
-        vec![StoreFile::model(&self.store)]
-    }
-
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
-        vec![("adam", &mut self.adam)]
-    }
-
-    fn begin_phase(&mut self, _phase: usize, run: &RunContext) -> Result<TrainingData, LabError> {
-        TrainingData::images(run.config, run.data)
-    }
-
-    fn train_step(
-        &mut self,
-        _phase: usize,
-        batch: &Batch,
-        step: &StepContext,
-    ) -> Result<StepTerms, LabError> {
-        let (log_lik, mmd) = self.terms(&batch.x)?;
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let (log_lik, mmd) = self.terms(&step.batch.x)?;
         let loss = -log_lik.mean(Kind::Float) + &mmd * self.section.lambda;
         step.guard(
             "loss",
@@ -123,17 +98,13 @@ impl Trainable for WaeKind {
             &[("reconstruction term", &log_lik), ("MMD term", &mmd)],
         )?;
         self.adam.backward_step(&loss);
-        Ok(StepTerms::new(&loss, batch.len())
+        Ok(StepTerms::new(&loss, step.batch.len())
             .per_example("reconstruction", &log_lik)
             .batch_mean("mmd", &mmd))
     }
 
-    fn evaluate(
-        &self,
-        _phase: usize,
-        split: &DeviceSplit,
-        run: &RunContext,
-    ) -> Result<Record, LabError> {
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
         let d = run.input_dim() as f64;
         split_means(&split.x, run.eval_batch(), |x| {
             let (log_lik, mmd) = self.terms(x)?;
@@ -148,11 +119,7 @@ impl Trainable for WaeKind {
         })
     }
 
-    fn log_likelihood(
-        &self,
-        run: &RunContext,
-        eval: LikelihoodEval,
-    ) -> Result<Option<LogLikelihoodSummary>, LabError> {
+    fn log_likelihood(&self, run: &RunContext, eval: LikelihoodEval) -> Estimate {
         if self.section.encoder != AaeEncoderKind::Gaussian {
             return Ok(None);
         }
@@ -166,11 +133,7 @@ impl Trainable for WaeKind {
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
         if let Some(eval) = run.config.log_likelihood() {
             if let Some(ll) = self.log_likelihood(run, eval)? {
-                out.notes.push(format!(
-                    "L_{} = {:.3} nats on {} test images ({:.1} s)",
-                    ll.k, ll.value, ll.n_images, ll.seconds
-                ));
-                out.test.insert_serialized("log_likelihood", &ll);
+                out.log_likelihood(&ll, "proposal q(z|x)");
             }
         }
         let Some(n) = prior_fit_points(run) else {
@@ -178,10 +141,7 @@ impl Trainable for WaeKind {
         };
         let draws = self.wae.sample_prior(n, run.device)?;
         let fit = prior_mmd(&self.wae, &draws, run)?;
-        out.notes.push(format!(
-            "prior MMD² {:.4} on {n} test codes (bandwidth {:.3})",
-            fit.prior_mmd, fit.prior_mmd_bandwidth
-        ));
+        out.prior_fit(&fit);
         out.section(
             "wae",
             &WaeSummary {
