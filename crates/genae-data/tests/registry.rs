@@ -136,7 +136,7 @@ fn every_manifest_file_is_embedded_and_parses() {
         .collect();
     assert_eq!(
         on_disk, embedded,
-        "every datasets/*.toml must be listed in EMBEDDED_MANIFESTS (registry.rs)"
+        "every datasets/*.toml must be listed in EMBEDDED_MANIFESTS (registry/manifest.rs)"
     );
     for (file, text) in EMBEDDED_MANIFESTS {
         let disk = std::fs::read_to_string(folder.join(file)).unwrap();

@@ -59,6 +59,7 @@ mod objective;
 mod proposal;
 mod sample_quality;
 mod sampling;
+mod wasserstein;
 
 pub use active_units::{active_units, ActiveUnits, ACTIVE_UNIT_THRESHOLD};
 pub use divergence::knn_kl_divergence;
@@ -78,6 +79,7 @@ pub use proposal::gaussian_proposal_log_likelihood;
 pub use sample_quality::{
     frechet_distance, mmd_gaussian, FeatureStats, MmdEstimate, MEDIAN_HEURISTIC_MAX_POINTS,
 };
+pub use wasserstein::{mmd_penalty, MmdKernel, IMQ_SCALES};
 
 /// Unit tests that seed libtorch's global generator and depend on its draws hold this lock,
 /// so tests running in parallel threads of the same binary do not interleave their draws.

@@ -31,6 +31,7 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
     ("avb-toy-vae", include_str!("../configs/avb-toy-vae.toml")),
     ("avb-toy-avb", include_str!("../configs/avb-toy-avb.toml")),
     ("fashion-aae", include_str!("../configs/fashion-aae.toml")),
+    ("fashion-wae", include_str!("../configs/fashion-wae.toml")),
     (
         "fashion-aae-2d",
         include_str!("../configs/fashion-aae-2d.toml"),

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{parse_with_overrides, ConfigError};
-use crate::engine::{to_json, LabError};
-use crate::optim::Adam;
+use crate::error::LabError;
+use crate::metrics::to_json;
 use crate::run_dir::RunDir;
+use crate::Adam;
 
 /// The rescaled eight-schools data of the AVB paper: effects `y`.
 pub const EIGHT_SCHOOLS_Y: [f64; 8] = [2.8, 0.8, -0.3, 0.7, -0.1, 0.1, 1.8, 1.2];
@@ -476,10 +477,11 @@ fn mean_field(config: &InferenceConfig, n: i64, device: Device) -> Result<Tensor
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(LabError::NonFinite {
-                term: "mean-field ELBO",
+                term: "mean-field ELBO".into(),
                 value,
                 epoch: 1,
                 step: step as u64 + 1,
+                hint: "mean_field.learning_rate",
             });
         }
         adam.backward_step(&loss);
@@ -535,10 +537,11 @@ fn avb(
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(LabError::NonFinite {
-                term: "AVB objective",
+                term: "AVB objective".into(),
                 value,
                 epoch: 1,
                 step: step as u64 + 1,
+                hint: "avb.learning_rate",
             });
         }
         g_adam.backward_step(&loss);
@@ -589,7 +592,7 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
     let half = (total / 2).min(n.max(k + 1));
     let reference = reference_all.index_select(0, &order.narrow(0, 0, half));
     let reference_other = reference_all.index_select(0, &order.narrow(0, half, half));
-    eprintln!(
+    note!(
         "HMC reference: {total} draws from {} chains, acceptance {accept:.3}, {reference_seconds:.1} s",
         config.reference.chains
     );
@@ -601,11 +604,11 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
             Ok((draws, t.elapsed().as_secs_f64()))
         };
     let (mf, mf_s) = timed(&mut || mean_field(config, n, device))?;
-    eprintln!("mean-field VB: {mf_s:.1} s");
+    note!("mean-field VB: {mf_s:.1} s");
     let (plain, plain_s) = timed(&mut || avb(config, false, n, device))?;
-    eprintln!("AVB: {plain_s:.1} s");
+    note!("AVB: {plain_s:.1} s");
     let (ac, ac_s) = timed(&mut || avb(config, true, n, device))?;
-    eprintln!("AVB with adaptive contrast: {ac_s:.1} s");
+    note!("AVB with adaptive contrast: {ac_s:.1} s");
 
     let summary = InferenceSummary {
         run_dir: run_dir.path().to_path_buf(),
@@ -631,16 +634,15 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
     let lines: Vec<crate::plots::Line> = named
         .iter()
         .map(|(name, draws)| crate::plots::Line {
-            name,
+            name: name.to_string(),
             points: tau_histogram(draws, -3.0, 3.0, 60),
         })
         .collect();
-    crate::plots::line_chart(
-        &lines,
-        "Eight schools: posterior of τ",
-        ("τ", "density"),
-        &run_dir.file("tau.png"),
-    )?;
+    let panel = crate::plots::Panel {
+        title: "Eight schools: posterior density of τ".into(),
+        lines,
+    };
+    crate::plots::line_charts(&[panel], "τ", &run_dir.file("tau.png"))?;
     Ok(summary)
 }
 

@@ -164,14 +164,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give a config or --resume RUN_DIR"),
             };
             let t = &summary.test;
-            match (t.elbo, t.kl) {
+            match (t.number("elbo"), t.number("kl")) {
                 (Some(elbo), Some(kl)) => println!(
                     "test ELBO {elbo:.3} nats (reconstruction {:.3}, KL {kl:.3}); {:.0} train examples/s",
-                    t.reconstruction, summary.train.examples_per_s
+                    t.number("reconstruction").unwrap_or(f64::NAN),
+                    summary.train.examples_per_s
                 ),
                 _ => println!(
-                    "test reconstruction log-likelihood {:.3} nats; {:.0} train examples/s",
-                    t.reconstruction, summary.train.examples_per_s
+                    "test {}; {:.0} train examples/s",
+                    t.brief(3),
+                    summary.train.examples_per_s
                 ),
             }
             println!("run directory: {}", summary.run_dir.display());

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use crate::engine::LabError;
+use crate::error::LabError;
 
 /// Where a sans-serif TrueType font is looked for.
 pub const FONT_PATHS: [&str; 3] = [
@@ -172,83 +172,96 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     }
 }
 
-/// One named line of [`line_chart`]: `(x, y)` points.
-pub(crate) struct Line<'a> {
+/// One named line of a chart: `(x, y)` points.
+pub(crate) struct Line {
     /// Legend entry.
-    pub name: &'a str,
+    pub name: String,
     /// The points, in x order.
     pub points: Vec<(f64, f64)>,
 }
 
-/// Lines on shared axes (training curves), written atomically to `path` (PNG).
-pub(crate) fn line_chart(
-    lines: &[Line<'_>],
-    title: &str,
-    axes: (&str, &str),
-    path: &Path,
-) -> Result<(), LabError> {
+/// One chart of [`line_charts`]: its title and lines on shared axes.
+pub(crate) struct Panel {
+    /// The chart's title (the term it shows).
+    pub title: String,
+    /// Its lines.
+    pub lines: Vec<Line>,
+}
+
+/// Charts in a grid (training curves, one panel per term; at most three per row) against
+/// the x axis `x_label`, written atomically to `path` (PNG).
+pub(crate) fn line_charts(panels: &[Panel], x_label: &str, path: &Path) -> Result<(), LabError> {
     let tmp = path.with_file_name(format!(
         ".tmp-{}",
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
-    draw_lines(lines, title, axes, &tmp).map_err(|e| plot_error(path, e))?;
+    draw_panels(panels, x_label, &tmp).map_err(|e| plot_error(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| LabError::io("writing", path, e))
 }
 
-fn draw_lines(
-    lines: &[Line<'_>],
-    title: &str,
-    axes: (&str, &str),
+fn draw_panels(
+    panels: &[Panel],
+    x_label: &str,
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let text = font_available();
-    let area = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let area = BitMapBackend::new(path, (420 * cols as u32, 300 * rows as u32)).into_drawing_area();
     area.fill(&WHITE)?;
-    let all = || lines.iter().flat_map(|l| l.points.iter());
-    let (xs, ys) = (
-        padded_range(all().map(|p| p.0)),
-        padded_range(all().map(|p| p.1)),
-    );
-    let mut builder = ChartBuilder::on(&area);
-    builder.margin(15);
-    if text {
-        builder
-            .caption(title, ("sans-serif", 22))
-            .x_label_area_size(40)
-            .y_label_area_size(65);
+    for (panel, cell) in panels.iter().zip(area.split_evenly((rows, cols))) {
+        draw_lines(&cell, panel, x_label)?;
     }
-    let mut chart = builder.build_cartesian_2d(xs, ys)?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc(axes.0)
-            .y_desc(axes.1)
-            .draw()?;
-    }
-    for (i, line) in lines.iter().enumerate() {
-        let colour = class_colour(i as u32);
-        let points: Vec<(f64, f64)> = line
-            .points
+    area.present()?;
+    Ok(())
+}
+
+fn draw_lines(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    panel: &Panel,
+    x_label: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let text = font_available();
+    let finite = |l: &Line| -> Vec<(f64, f64)> {
+        l.points
             .iter()
             .copied()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
-        let drawn = chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = panel.lines.iter().flat_map(finite).collect();
+    let (xs, ys) = (
+        padded_range(all.iter().map(|p| p.0)),
+        padded_range(all.iter().map(|p| p.1)),
+    );
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(10);
+    if text {
+        builder
+            .caption(&panel.title, ("sans-serif", 17))
+            .x_label_area_size(30)
+            .y_label_area_size(60);
+    }
+    let mut chart = builder.build_cartesian_2d(xs, ys)?;
+    if text {
+        chart.configure_mesh().x_desc(x_label).draw()?;
+    }
+    for (i, line) in panel.lines.iter().enumerate() {
+        let colour = class_colour(i as u32);
+        let drawn = chart.draw_series(LineSeries::new(finite(line), colour.stroke_width(2)))?;
         if text {
-            drawn.label(line.name).legend(move |(x, y)| {
+            drawn.label(line.name.as_str()).legend(move |(x, y)| {
                 PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
             });
         }
     }
-    if text && !lines.is_empty() {
+    if text && !panel.lines.is_empty() {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .label_font(("sans-serif", 14))
+            .label_font(("sans-serif", 12))
             .draw()?;
     }
-    area.present()?;
     Ok(())
 }

@@ -5,6 +5,20 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Prints a line of progress outside training (classifier training, chain evaluation,
+/// inference) through [`write_note`], the one place besides [`Progress`] that writes to
+/// stderr.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::progress::write_note(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to stderr (the [`note!`] macro's output).
+pub(crate) fn write_note(args: std::fmt::Arguments<'_>) {
+    eprintln!("{args}");
+}
+
 /// How often plain-line mode prints a step line.
 const PLAIN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -33,6 +47,16 @@ impl Progress {
             last_line: Instant::now(),
             steps_per_epoch,
             epochs,
+        }
+    }
+
+    /// A reporter that only prints lines (no bar), for the lines after training.
+    pub(crate) fn lines_only() -> Self {
+        Self {
+            bar: None,
+            last_line: Instant::now(),
+            steps_per_epoch: 0,
+            epochs: 0,
         }
     }
 

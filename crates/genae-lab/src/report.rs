@@ -8,13 +8,13 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::engine::LabError;
-use crate::plots::{line_chart, Line};
+use crate::error::LabError;
+use crate::plots::{line_charts, Line, Panel};
 use crate::run_dir::RunDir;
 
 /// The pictures a report shows when the run wrote them, with their captions.
 const PICTURES: [(&str, &str); 8] = [
-    ("curves.png", "Training curves: ELBO per epoch (nats per example)"),
+    ("curves.png", "Training curves: every named term per epoch (train, validation, test)"),
     ("reconstructions.png", "Test images (top) over their reconstructions (bottom)"),
     ("samples.png", "Decoder means of prior samples"),
     (
@@ -156,39 +156,52 @@ fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| &v[k])
 }
 
+/// The splits of a metrics line whose named terms the report shows.
+const SPLITS: [&str; 3] = ["train", "validation", "test"];
+
+/// The numeric term names of `split` over all lines, in first-seen order.
+fn term_names(metrics: &[Value], split: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for m in metrics {
+        if let Some(map) = m[split].as_object() {
+            for (name, v) in map {
+                if v.is_number() && !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
 fn metrics_section(html: &mut String, metrics: &[Value]) {
     if metrics.is_empty() {
         return;
     }
-    const COLUMNS: [(&str, &str); 19] = [
-        ("epoch", "epoch"),
-        ("phase", "phase"),
-        ("train.elbo", "train ELBO"),
-        ("test.elbo", "test ELBO"),
-        ("train.reconstruction", "train reconstruction"),
-        ("test.reconstruction", "test reconstruction"),
-        ("test.kl", "test KL"),
-        ("train.reconstruction_mse", "train MSE"),
-        ("test.reconstruction_mse", "test MSE"),
-        ("test.perplexity", "test perplexity"),
-        ("train_nll", "prior train NLL"),
-        ("test_nll", "prior test NLL"),
-        ("train.discriminator", "D loss"),
-        ("train.discriminator_accuracy", "D accuracy"),
-        ("train.generator", "G loss"),
-        ("validation.elbo", "validation ELBO"),
+    // Every named term of every split, then the fixed columns some epoch has.
+    let mut columns: Vec<(String, String)> = vec![
+        ("epoch".into(), "epoch".into()),
+        ("phase".into(), "phase".into()),
+    ];
+    for split in SPLITS {
+        for name in term_names(metrics, split) {
+            columns.push((format!("{split}.{name}"), format!("{split} {name}")));
+        }
+    }
+    for (path, title) in [
         ("log_likelihood.value", "test L_k"),
         ("seconds", "seconds"),
         ("examples_per_s", "examples/s"),
-    ];
-    // Only the columns some epoch has.
-    let present: Vec<_> = COLUMNS
+    ] {
+        columns.push((path.into(), title.into()));
+    }
+    let present: Vec<_> = columns
         .iter()
         .filter(|(path, _)| metrics.iter().any(|m| !get(m, path).is_null()))
         .collect();
     html.push_str("<h2>Per epoch</h2>\n<table>\n<tr>");
     for (_, title) in &present {
-        let _ = write!(html, "<th>{title}</th>");
+        let _ = write!(html, "<th>{}</th>", escape(title));
     }
     html.push_str("</tr>\n");
     for m in metrics {
@@ -229,6 +242,8 @@ fn chain_section(html: &mut String, summary: &Value) {
     );
 }
 
+/// `curves.png`: one panel per named term (train, validation and test lines where they
+/// exist), and the mid-run `L_k` when logged; x is the epoch over the whole run.
 fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
     let series = |key: &str| -> Vec<(f64, f64)> {
         metrics
@@ -236,54 +251,39 @@ fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
             .filter_map(|m| Some((m["epoch"].as_f64()?, get(m, key).as_f64()?)))
             .collect()
     };
-    // The first group some epoch has: the ELBO, else the reconstruction log-likelihood
-    // (adversarial autoencoders), else the reconstruction MSE (VQ-VAE).
-    let groups: [([(&str, &str); 2], &str); 3] = [
-        (
-            [("train ELBO", "train.elbo"), ("test ELBO", "test.elbo")],
-            "nats per example",
-        ),
-        (
-            [
-                ("train reconstruction", "train.reconstruction"),
-                ("test reconstruction", "test.reconstruction"),
-            ],
-            "nats per example",
-        ),
-        (
-            [
-                ("train MSE", "train.reconstruction_mse"),
-                ("test MSE", "test.reconstruction_mse"),
-            ],
-            "squared error per pixel",
-        ),
-    ];
-    let (mut lines, y_label) = groups
-        .iter()
-        .map(|(keys, unit)| {
-            let lines: Vec<Line> = keys
-                .iter()
-                .map(|&(name, key)| Line {
-                    name,
-                    points: series(key),
-                })
-                .collect();
-            (lines, *unit)
-        })
-        .find(|(lines, _)| lines.iter().any(|l| !l.points.is_empty()))
-        .unwrap_or_else(|| (Vec::new(), "nats per example"));
-    if y_label == "nats per example" {
-        for (name, key) in [
-            ("validation ELBO", "validation.elbo"),
-            ("test L_k", "log_likelihood.value"),
-        ] {
-            let points = series(key);
-            if !points.is_empty() {
-                lines.push(Line { name, points });
+    let mut names: Vec<String> = Vec::new();
+    for split in SPLITS {
+        for name in term_names(metrics, split) {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
     }
-    line_chart(&lines, "Training curves", ("epoch", y_label), path)
+    let mut panels: Vec<Panel> = names
+        .iter()
+        .map(|name| Panel {
+            title: name.clone(),
+            lines: SPLITS
+                .iter()
+                .map(|split| Line {
+                    name: split.to_string(),
+                    points: series(&format!("{split}.{name}")),
+                })
+                .filter(|l| !l.points.is_empty())
+                .collect(),
+        })
+        .collect();
+    let ll = series("log_likelihood.value");
+    if !ll.is_empty() {
+        panels.push(Panel {
+            title: "L_k (mid-run)".into(),
+            lines: vec![Line {
+                name: "test".into(),
+                points: ll,
+            }],
+        });
+    }
+    line_charts(&panels, "epoch", path)
 }
 
 #[cfg(test)]
@@ -360,7 +360,7 @@ mod tests {
         }
         dir.append_line(
             "metrics.jsonl",
-            r#"{"phase":"prior","epoch":3,"train_nll":120.5,"test_nll":118.25}"#,
+            r#"{"phase":"prior","epoch":3,"train":{"nll":120.5},"test":{"nll":118.25}}"#,
         )
         .unwrap();
         let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();

@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::engine::LabError;
+use crate::error::LabError;
 
 /// A fresh directory `<output_dir>/<name>-<UTC timestamp>` holding one run's files.
 #[derive(Debug)]
@@ -47,6 +47,16 @@ impl RunDir {
             )),
             Err(e) => Err(LabError::io("opening run directory", path, e)),
         }
+    }
+
+    /// Whether the directory holds nothing but `config.toml` (a run that failed before its
+    /// first epoch).
+    pub(crate) fn holds_only_config(&self) -> bool {
+        fs::read_dir(&self.path).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|e| e.file_name() == "config.toml")
+        })
     }
 
     /// The directory.

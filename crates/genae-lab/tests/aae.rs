@@ -97,7 +97,10 @@ fn a_resumed_aae_run_gives_the_uninterrupted_numbers() {
             .collect()
     };
     assert_eq!(numbers(&whole.run_dir), numbers(&resumed.run_dir));
-    assert_eq!(whole.test.reconstruction, resumed.test.reconstruction);
+    assert_eq!(
+        whole.test.number("reconstruction"),
+        resumed.test.number("reconstruction")
+    );
 }
 
 #[test]

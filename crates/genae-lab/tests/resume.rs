@@ -71,11 +71,11 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_numbers() {
         numbers(&metrics(&whole.run_dir)),
         numbers(&metrics(&resumed.run_dir))
     );
-    assert_eq!(whole.test.elbo, resumed.test.elbo);
+    assert_eq!(whole.test.number("elbo"), resumed.test.number("elbo"));
     assert_eq!(whole.train.steps, resumed.train.steps);
     assert_eq!(
-        whole.test.log_likelihood.as_ref().unwrap().value,
-        resumed.test.log_likelihood.as_ref().unwrap().value
+        whole.test.number_at("log_likelihood.value"),
+        resumed.test.number_at("log_likelihood.value")
     );
     // The resumed run's config records the new epoch count.
     let text = std::fs::read_to_string(resumed.run_dir.join("config.toml")).unwrap();

@@ -114,6 +114,36 @@ pub enum AaeEncoder {
     Gaussian(GaussianEncoder),
 }
 
+impl AaeEncoder {
+    /// The encoder of `kind` for `networks`, its parameters under `path`.
+    pub fn new(path: &nn::Path, networks: &VaeConfig, kind: AaeEncoderKind) -> Result<Self> {
+        Ok(match kind {
+            AaeEncoderKind::Deterministic => {
+                Self::Deterministic(DeterministicEncoder::from_config(path, networks)?)
+            }
+            AaeEncoderKind::Gaussian => {
+                Self::Gaussian(GaussianEncoder::from_config(path, networks)?)
+            }
+        })
+    }
+
+    /// Codes `[N, d]` with gradients: `f(x)`, or a reparameterised draw of `q(z|x)`.
+    pub fn code(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Deterministic(e) => e.encode(x),
+            Self::Gaussian(e) => Ok(e.encode(x)?.rsample()),
+        }
+    }
+
+    /// `f(x)`, or the mean of `q(z|x)`, with gradients.
+    pub fn code_mean(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Deterministic(e) => e.encode(x),
+            Self::Gaussian(e) => Ok(e.encode(x)?.mean().shallow_clone()),
+        }
+    }
+}
+
 /// The discriminator's side of an AAE step.
 #[derive(Debug)]
 pub struct DiscriminatorLoss {
@@ -183,14 +213,7 @@ impl Aae {
         config: &AaeConfig,
     ) -> Result<Self> {
         config.validate()?;
-        let encoder = match config.encoder {
-            AaeEncoderKind::Deterministic => AaeEncoder::Deterministic(
-                DeterministicEncoder::from_config(encoder, &config.networks)?,
-            ),
-            AaeEncoderKind::Gaussian => {
-                AaeEncoder::Gaussian(GaussianEncoder::from_config(encoder, &config.networks)?)
-            }
-        };
+        let encoder = AaeEncoder::new(encoder, &config.networks, config.encoder)?;
         let mut widths = config.discriminator_hidden.clone();
         widths.push(1);
         let discriminator = Mlp::new(
@@ -215,18 +238,12 @@ impl Aae {
 
     /// Codes `[N, d]` with gradients: `f(x)`, or a reparameterised draw of `q(z|x)`.
     pub fn code(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.encoder {
-            AaeEncoder::Deterministic(e) => e.encode(x),
-            AaeEncoder::Gaussian(e) => Ok(e.encode(x)?.rsample()),
-        }
+        self.encoder.code(x)
     }
 
     /// `f(x)`, or the mean of `q(z|x)`, with gradients.
     pub fn code_mean(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.encoder {
-            AaeEncoder::Deterministic(e) => e.encode(x),
-            AaeEncoder::Gaussian(e) => Ok(e.encode(x)?.mean().shallow_clone()),
-        }
+        self.encoder.code_mean(x)
     }
 
     /// `log p(x|z)` per example `[N]` (differentiable; the negative reconstruction loss).

@@ -76,6 +76,7 @@ mod pixelcnn;
 mod prior;
 mod vae;
 mod vqvae_nets;
+mod wae;
 
 pub use aae::{Aae, AaeConfig, AaeEncoder, AaeEncoderKind, DiscriminatorLoss};
 pub use autoencoder::{Autoencoder, AutoencoderConfig, AutoencoderOutput};
@@ -98,6 +99,7 @@ pub use pixelcnn::{GatedPixelCnn, PixelCnnConfig};
 pub use prior::LatentPrior;
 pub use vae::{Vae, VaeOutput};
 pub use vqvae_nets::{discretized_gaussian_log_prob, VqDecoder, VqEncoder, VqNetConfig};
+pub use wae::Wae;
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, ZooError>;

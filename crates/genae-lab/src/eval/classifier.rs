@@ -19,87 +19,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{ConfigError, ValidConfig, SHAPES};
-use crate::engine::{load_dataset, run_device, LabError};
-use crate::optim::Adam;
+use crate::config::{ClassifierSection, ValidConfig, SHAPES};
+use crate::context::run_device;
+use crate::data::load_dataset;
+use crate::error::LabError;
 use crate::run_dir::RunDir;
-
-/// `[chain.classifier]`: the CNN trained on the run's data set (grey levels, whatever
-/// `data.binarize` says) whose features the Fréchet distance compares.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClassifierSection {
-    /// Output channels of each stride-2 convolution (default `[32, 64]`).
-    pub channels: Vec<i64>,
-    /// Width of the penultimate (feature) layer (default 128).
-    pub feature_dim: i64,
-    /// Passes over the training set (default 3).
-    pub epochs: usize,
-    /// Images per Adam step (default 128).
-    pub batch_size: usize,
-    /// Adam learning rate (default 1e-3).
-    pub learning_rate: f64,
-    /// Seed of the initialisation and the batch order (default 0).
-    pub seed: u64,
-}
-
-impl Default for ClassifierSection {
-    fn default() -> Self {
-        Self {
-            channels: vec![32, 64],
-            feature_dim: 128,
-            epochs: 3,
-            batch_size: 128,
-            learning_rate: 1e-3,
-            seed: 0,
-        }
-    }
-}
-
-impl ClassifierSection {
-    /// Checks ranges, naming the field (`chain.classifier.…`).
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let fail =
-            |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
-        if self.channels.is_empty() || self.channels.iter().any(|&c| c < 1) {
-            return fail(
-                "chain.classifier.channels",
-                format!(
-                    "must be a non-empty list of positive counts, got {:?}",
-                    self.channels
-                ),
-            );
-        }
-        if self.feature_dim < 1 {
-            return fail(
-                "chain.classifier.feature_dim",
-                format!("must be at least 1, got {}", self.feature_dim),
-            );
-        }
-        if self.epochs < 1 {
-            return fail(
-                "chain.classifier.epochs",
-                format!("must be at least 1, got {}", self.epochs),
-            );
-        }
-        if self.batch_size < 1 {
-            return fail(
-                "chain.classifier.batch_size",
-                format!("must be at least 1, got {}", self.batch_size),
-            );
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return fail(
-                "chain.classifier.learning_rate",
-                format!(
-                    "must be a positive finite number, got {}",
-                    self.learning_rate
-                ),
-            );
-        }
-        Ok(())
-    }
-}
+use crate::Adam;
 
 /// What identifies a cached classifier: its settings and the data settings that decide its
 /// images (the shapes generator's settings only for `shapes`).
@@ -212,7 +137,7 @@ pub fn load_or_train_classifier(
         feature_dim: section.feature_dim,
         activation: Activation::Relu,
     };
-    eprintln!(
+    note!(
         "training the {} classifier ({} epochs on {} images, cached in {}) ...",
         data.name,
         section.epochs,
@@ -240,7 +165,7 @@ pub fn load_or_train_classifier(
             total += loss.double_value(&[]) * len as f64;
             start += len;
         }
-        eprintln!(
+        note!(
             "classifier epoch {epoch}/{}: train cross-entropy {:.4} ({:.0} s)",
             section.epochs,
             total / n as f64,
@@ -250,7 +175,7 @@ pub fn load_or_train_classifier(
     let train_seconds = started.elapsed().as_secs_f64();
     let (x_test, y_test) = images_and_labels(&data.test, device)?;
     let test_accuracy = classifier.accuracy(&x_test, &y_test, 1000)?;
-    eprintln!(
+    note!(
         "classifier test accuracy {:.4} on {} images",
         test_accuracy,
         data.test.len()
@@ -322,7 +247,7 @@ fn load_cached(dir: &Path, key: &CacheKey, device: Device) -> Result<CachedClass
     })?;
     vs.load(&weights)
         .map_err(|e| bad(&weights, format!("cannot be loaded: {e}")))?;
-    eprintln!(
+    note!(
         "classifier loaded from {} (test accuracy {:.4})",
         dir.display(),
         record.test_accuracy

@@ -15,161 +15,16 @@ use std::time::Instant;
 
 use genae_estimators::{mmd_gaussian, FeatureStats};
 use genae_samplers::{CorruptionError, DecodeMode, EncodeMode, MarkovChain, MarkovChainConfig};
-use genae_tensor::{save_image_grid, Corruption};
+use genae_tensor::save_image_grid;
 use genae_zoo::{Classifier, GenerativeAutoencoder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::classifier_cache::{images_and_labels, load_or_train_classifier, ClassifierSection};
-use crate::config::{ConfigError, ValidConfig};
-use crate::engine::{load_dataset, LabError};
+use crate::config::{ChainSection, ConfigError, ValidConfig};
+use crate::data::load_dataset;
+use crate::error::LabError;
+use crate::eval::classifier::{images_and_labels, load_or_train_classifier};
 use crate::run_dir::RunDir;
-
-/// The largest chain step `[chain]` accepts.
-pub const MAX_CHAIN_STEPS: usize = 1000;
-
-/// `[chain]`: Markov-chain sampling from the trained model, measured. Off by default
-/// (`enabled = false`), so configs without the section run as before.
-///
-/// ```toml
-/// [chain]
-/// enabled = true
-/// steps = [0, 1, 5, 10, 20]
-/// chains = 2000
-/// decode = "sample"          # or "mean"
-/// encode = "sample"          # or "mean"
-/// corruption = { kind = "salt_and_pepper", p = 0.1 }   # the denoising chain (default none)
-/// [chain.classifier]
-/// epochs = 3
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ChainSection {
-    /// Run the chain evaluation after training (default false).
-    pub enabled: bool,
-    /// The steps at which samples are measured, strictly increasing, 0 being the prior samples
-    /// themselves (default `[0, 1, 5, 10, 20]`).
-    pub steps: Vec<usize>,
-    /// Chains run at once, from as many prior draws (default 2000).
-    pub chains: usize,
-    /// Each step decodes with the decoder mean or a draw of `p(x|z)` (default `sample`, the
-    /// transition of the paper).
-    pub decode: DecodeMode,
-    /// Each step encodes with a draw of `q(z|x)` or its mean (default `sample`); the test codes
-    /// the latent MMD compares with are encoded the same way (after the corruption, if any).
-    pub encode: EncodeMode,
-    /// Corruption applied to decoded data before encoding it: the denoising chain (default
-    /// none). The test images of the latent reference are corrupted the same way.
-    pub corruption: Corruption,
-    /// Test images used as the reference of both distances (0: the whole test set).
-    pub reference_images: usize,
-    /// Chains shown in `chain_strips.png` (0: no picture; default 10).
-    pub strip_chains: usize,
-    /// Steps shown in `chain_strips.png`, one row each (default `[0, 1, 5, 10]`).
-    pub strip_steps: Vec<usize>,
-    /// Pairs of test images in `interpolations_refined.png` (0: no picture; default 4).
-    pub interpolations: usize,
-    /// Points per interpolation path, endpoints included (default 10).
-    pub interpolation_points: i64,
-    /// Chain steps run on every path point for the refined interpolation (default 10).
-    pub interpolation_steps: usize,
-    /// The classifier whose features the Fréchet distance compares.
-    pub classifier: ClassifierSection,
-}
-
-impl Default for ChainSection {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            steps: vec![0, 1, 5, 10, 20],
-            chains: 2000,
-            decode: DecodeMode::Sample,
-            encode: EncodeMode::Sample,
-            corruption: Corruption::None,
-            reference_images: 0,
-            strip_chains: 10,
-            strip_steps: vec![0, 1, 5, 10],
-            interpolations: 4,
-            interpolation_points: 10,
-            interpolation_steps: 10,
-            classifier: ClassifierSection::default(),
-        }
-    }
-}
-
-impl ChainSection {
-    /// Checks ranges, naming the field (`chain.…`), enabled or not.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let fail =
-            |field: &'static str, reason: String| Err(ConfigError::Invalid { field, reason });
-        let increasing = |steps: &[usize]| {
-            steps.windows(2).all(|w| w[0] < w[1])
-                && steps.last().is_none_or(|&s| s <= MAX_CHAIN_STEPS)
-        };
-        if self.steps.is_empty() || !increasing(&self.steps) {
-            return fail(
-                "chain.steps",
-                format!(
-                    "must be a non-empty, strictly increasing list of steps ≤ {MAX_CHAIN_STEPS}, \
-                     got {:?}",
-                    self.steps
-                ),
-            );
-        }
-        if !increasing(&self.strip_steps) {
-            return fail(
-                "chain.strip_steps",
-                format!(
-                    "must be a strictly increasing list of steps ≤ {MAX_CHAIN_STEPS}, got {:?}",
-                    self.strip_steps
-                ),
-            );
-        }
-        if !(2..=100_000).contains(&self.chains) {
-            return fail(
-                "chain.chains",
-                format!("must be in 2..=100000, got {}", self.chains),
-            );
-        }
-        if self.reference_images == 1 {
-            return fail(
-                "chain.reference_images",
-                "must be 0 (the whole test set) or at least 2, got 1".into(),
-            );
-        }
-        if self.strip_chains > 32 {
-            return fail(
-                "chain.strip_chains",
-                format!("must be at most 32, got {}", self.strip_chains),
-            );
-        }
-        if self.interpolations > 32 {
-            return fail(
-                "chain.interpolations",
-                format!("must be at most 32, got {}", self.interpolations),
-            );
-        }
-        if !(2..=32).contains(&self.interpolation_points) {
-            return fail(
-                "chain.interpolation_points",
-                format!("must be in 2..=32, got {}", self.interpolation_points),
-            );
-        }
-        if self.interpolation_steps > MAX_CHAIN_STEPS {
-            return fail(
-                "chain.interpolation_steps",
-                format!(
-                    "must be at most {MAX_CHAIN_STEPS}, got {}",
-                    self.interpolation_steps
-                ),
-            );
-        }
-        if let Err(e) = self.corruption.validate() {
-            return fail("chain.corruption", e.to_string());
-        }
-        self.classifier.validate()
-    }
-}
 
 /// `chain` in `summary.json`: the arrays are aligned with `steps`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -334,7 +189,7 @@ pub fn evaluate_chains(
                 .f_sum(Kind::Double)?
                 .double_value(&[])
                 / 2.0;
-            eprintln!(
+            note!(
                 "chain step {step:>3}: Fréchet distance {fd:9.3}  latent MMD² {mmd:.5}  \
                  class TV {tv:.3}"
             );
@@ -481,6 +336,7 @@ fn batched(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use genae_tensor::Corruption;
 
     fn parse(text: &str) -> Result<ValidConfig, ConfigError> {
         ValidConfig::from_toml_str(text, "test.toml", &[])

@@ -1,0 +1,260 @@
+//! Parameters and training state on disk, always written atomically (a temporary file in the
+//! run directory, then a rename):
+//!
+//! - `model.safetensors` (and `prior.safetensors` for a VQ-VAE's PixelCNN): the parameters a
+//!   model kind names through its [`StoreFile`]s, `<store>.<variable>` (a store named `""`
+//!   writes bare variable names, as `VarStore::save` does);
+//! - `checkpoint.safetensors`: every store under `param/<file>/<store>/<variable>`, every
+//!   optimiser's state under `optim/<name>/<key>`, and `training.phases`, one row
+//!   `[epochs, steps, examples, seconds]` per phase of the run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::Adam;
+use tch::{nn, Kind, Tensor};
+
+use crate::error::LabError;
+use crate::run_dir::RunDir;
+
+/// The checkpoint's file name.
+pub(crate) const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// One parameter file of a model kind: its name and the stores it holds, each under a prefix.
+pub(crate) struct StoreFile<'a> {
+    /// `model.safetensors` or `prior.safetensors`.
+    pub(crate) file: &'static str,
+    /// `(prefix, store)`; prefix `""` for bare variable names.
+    pub(crate) stores: Vec<(&'static str, &'a nn::VarStore)>,
+}
+
+impl<'a> StoreFile<'a> {
+    /// `model.safetensors` with one store, variables under their bare names.
+    pub(crate) fn model(store: &'a nn::VarStore) -> Self {
+        Self {
+            file: "model.safetensors",
+            stores: vec![("", store)],
+        }
+    }
+}
+
+/// Training done so far in one phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct PhaseTotals {
+    pub(crate) epochs: usize,
+    pub(crate) steps: u64,
+    pub(crate) examples: u64,
+    pub(crate) seconds: f64,
+}
+
+/// Writes `name` atomically from named tensors.
+fn write_tensors(named: &[(String, Tensor)], name: &str, run_dir: &RunDir) -> Result<(), LabError> {
+    let tmp = run_dir.temporary(name);
+    let result = Tensor::write_safetensors(named, &tmp);
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    std::fs::rename(&tmp, run_dir.file(name)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LabError::io("writing", &run_dir.file(name), e)
+    })
+}
+
+/// Writes each [`StoreFile`] (e.g. `model.safetensors`).
+pub(crate) fn save_model_files(files: &[StoreFile], run_dir: &RunDir) -> Result<(), LabError> {
+    for file in files {
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (store, vs) in &file.stores {
+            named.extend(vs.variables().into_iter().map(|(var, t)| match *store {
+                "" => (var, t),
+                store => (format!("{store}.{var}"), t),
+            }));
+        }
+        write_tensors(&named, file.file, run_dir)?;
+    }
+    Ok(())
+}
+
+fn param_key(file: &str, store: &str, var: &str) -> String {
+    format!("param/{file}/{store}/{var}")
+}
+
+/// The parameters of `files` as checkpoint entries (shallow copies).
+pub(crate) fn param_entries(files: &[StoreFile]) -> Vec<(String, Tensor)> {
+    let mut named = Vec::new();
+    for file in files {
+        for (store, vs) in &file.stores {
+            named.extend(
+                vs.variables()
+                    .into_iter()
+                    .map(|(var, t)| (param_key(file.file, store, &var), t)),
+            );
+        }
+    }
+    named
+}
+
+/// The state of `optimizers` as checkpoint entries.
+pub(crate) fn optimizer_entries(optimizers: &[(&'static str, &mut Adam)]) -> Vec<(String, Tensor)> {
+    let mut named = Vec::new();
+    for (name, optimizer) in optimizers {
+        named.extend(
+            optimizer
+                .state()
+                .into_iter()
+                .map(|(key, t)| (format!("optim/{name}/{key}"), t)),
+        );
+    }
+    named
+}
+
+/// Writes `checkpoint.safetensors` from `entries` (see [`param_entries`] and
+/// [`optimizer_entries`]) and the per-phase totals.
+pub(crate) fn write_checkpoint(
+    mut entries: Vec<(String, Tensor)>,
+    phases: &[PhaseTotals],
+    run_dir: &RunDir,
+) -> Result<(), LabError> {
+    let rows: Vec<f64> = phases
+        .iter()
+        .flat_map(|p| {
+            [
+                p.epochs as f64,
+                p.steps as f64,
+                p.examples as f64,
+                p.seconds,
+            ]
+        })
+        .collect();
+    entries.push((
+        "training.phases".into(),
+        Tensor::from_slice(&rows).view([phases.len() as i64, 4]),
+    ));
+    write_tensors(&entries, CHECKPOINT, run_dir)
+}
+
+/// A checkpoint read back, to restore from.
+pub(crate) struct Checkpoint {
+    path: PathBuf,
+    tensors: BTreeMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    /// Reads the run's `checkpoint.safetensors`.
+    pub(crate) fn read(run_dir: &RunDir) -> Result<Self, LabError> {
+        let path = run_dir.file(CHECKPOINT);
+        if !path.is_file() {
+            return Err(LabError::Checkpoint {
+                path,
+                reason: "not found: the run saved no checkpoint yet (one is written after \
+                         every `train.checkpoint_every` epochs)"
+                    .into(),
+            });
+        }
+        let tensors = Tensor::read_safetensors(&path).map_err(|e| LabError::Checkpoint {
+            path: path.clone(),
+            reason: format!("unreadable, not a complete safetensors file ({e})"),
+        })?;
+        Ok(Self {
+            path,
+            tensors: tensors.into_iter().collect(),
+        })
+    }
+
+    fn bad(&self, reason: String) -> LabError {
+        LabError::Checkpoint {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Copies the saved parameters into `files`' stores; an error names the first missing or
+    /// mis-shaped entry.
+    pub(crate) fn restore_params(&self, files: &[StoreFile]) -> Result<(), LabError> {
+        tch::no_grad(|| {
+            for file in files {
+                for (store, vs) in &file.stores {
+                    for (var, mut t) in vs.variables() {
+                        let key = param_key(file.file, store, &var);
+                        let saved = self
+                            .tensors
+                            .get(&key)
+                            .ok_or_else(|| self.bad(format!("missing {key}")))?;
+                        if saved.size() != t.size() {
+                            return Err(self.bad(format!(
+                                "{key}: shape {:?} in the checkpoint, {:?} in the config's model",
+                                saved.size(),
+                                t.size()
+                            )));
+                        }
+                        t.f_copy_(saved)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Restores the optimisers' state.
+    pub(crate) fn restore_optimizers(
+        &self,
+        optimizers: &mut [(&'static str, &mut Adam)],
+    ) -> Result<(), LabError> {
+        for (name, optimizer) in optimizers.iter_mut() {
+            let prefix = format!("optim/{name}/");
+            let own: BTreeMap<String, Tensor> = self
+                .tensors
+                .iter()
+                .filter_map(|(k, t)| {
+                    Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone()))
+                })
+                .collect();
+            optimizer
+                .load_state(&own)
+                .map_err(|e| self.bad(format!("optimiser `{name}`: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The per-phase totals, one row per phase of a run with `n_phases`.
+    pub(crate) fn phases(&self, n_phases: usize) -> Result<Vec<PhaseTotals>, LabError> {
+        let phases = self
+            .tensors
+            .get("training.phases")
+            .ok_or_else(|| self.bad("missing training.phases".into()))?;
+        if phases.size() != [n_phases as i64, 4] {
+            return Err(self.bad(format!(
+                "training.phases has shape {:?}, expected [{n_phases}, 4]",
+                phases.size()
+            )));
+        }
+        let rows = Vec::<f64>::try_from(phases.to_kind(Kind::Double).view([-1]))
+            .map_err(|e| self.bad(format!("training.phases: {e}")))?;
+        rows.chunks_exact(4)
+            .map(|r| {
+                if r.iter().all(|v| v.is_finite() && *v >= 0.0) {
+                    Ok(PhaseTotals {
+                        epochs: r[0] as usize,
+                        steps: r[1] as u64,
+                        examples: r[2] as u64,
+                        seconds: r[3],
+                    })
+                } else {
+                    Err(self.bad(format!("training.phases holds a bad row {r:?}")))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Keeps the `metrics.jsonl` lines of epochs `≤ epoch` (a resumed run redoes the rest).
+pub(crate) fn truncate_metrics(run_dir: &RunDir, epoch: usize) -> Result<(), LabError> {
+    let text = std::fs::read_to_string(run_dir.file("metrics.jsonl")).unwrap_or_default();
+    let kept: String = text
+        .lines()
+        .filter(|line| crate::metrics::line_epoch(line).is_some_and(|e| e as usize <= epoch))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    run_dir.write_atomic("metrics.jsonl", kept.as_bytes())
+}

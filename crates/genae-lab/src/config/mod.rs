@@ -1,0 +1,675 @@
+//! Experiment configs: the TOML file format ([`ConfigFile`] and its sections), `--set`
+//! overrides, and validation into [`ValidConfig`] with its typed [`ModelSpec`], the only form
+//! the trainer accepts.
+//!
+//! Keys that only some model kinds use are `Option`s in the file format: validation fills in
+//! their defaults for the kinds that use them and rejects them, naming the key, for the kinds
+//! that do not (a value that only turns something off, such as `eval.log_likelihood_k = 0`,
+//! is accepted everywhere). The resolved `config.toml` of a run therefore lists exactly the
+//! keys its kind reads.
+
+mod chain;
+mod sections;
+mod valid;
+mod vq;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use genae_data::transforms::Binarization;
+use genae_tensor::Corruption;
+use genae_zoo::{Activation, Architecture, Likelihood};
+use serde::{Deserialize, Serialize};
+
+pub use crate::error::ConfigError;
+pub use chain::{ChainSection, ClassifierSection, MAX_CHAIN_STEPS};
+pub use sections::{AaeSection, AvbSection, WaeKernel, WaeSection};
+pub use valid::{LikelihoodEval, ModelSpec, NetworkSpec, Phase, ValidConfig};
+pub use vq::{PriorSection, VqSection};
+
+/// Result type of config handling.
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// The name of the built-in procedural data set (everything else comes from the registry).
+pub const SHAPES: &str = "shapes";
+
+/// The built-in toy data set of AVB's Table 1: the four 2×2 images with one pixel on
+/// (`data.train_size` drawn by `data.seed`, a balanced test set of `data.test_size`).
+pub const AVB_TOY: &str = "avb-toy";
+
+/// The models the trainer can train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// The VAE of genae-zoo (Gaussian encoder; objective `train.objective`).
+    Vae,
+    /// The adversarial autoencoder of genae-zoo (settings in `[aae]`).
+    Aae,
+    /// VQ-VAE (van den Oord et al., 2017): the networks of `[vq]`, the straight-through
+    /// quantizer of genae-samplers, then a gated PixelCNN prior over the code grids (`[prior]`).
+    Vqvae,
+    /// Adversarial Variational Bayes of genae-zoo (settings in `[avb]`).
+    Avb,
+    /// The Wasserstein autoencoder with an MMD penalty (settings in `[wae]`).
+    Wae,
+}
+
+impl ModelKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [ModelKind; 5] = [Self::Vae, Self::Aae, Self::Avb, Self::Wae, Self::Vqvae];
+
+    /// The name used in configs and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vae => "vae",
+            Self::Aae => "aae",
+            Self::Vqvae => "vqvae",
+            Self::Avb => "avb",
+            Self::Wae => "wae",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a VAE's optimiser minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// The negative ELBO (with `beta`, `free_bits` and KL warm-up).
+    Elbo,
+    /// The negative importance-weighted bound `L_k` with `iwae_k` samples (Burda et al., 2016).
+    Iwae,
+    /// The negative denoising bound `L_dvae` (Im et al., 2017): the encoder sees inputs
+    /// corrupted by `corruption` (`dvae_copies` copies, `dvae_samples` codes each), the decoder
+    /// scores the clean ones.
+    Dvae,
+}
+
+/// An experiment config as written in TOML. Every field has a default, so a file only lists
+/// what it changes; unknown keys are errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Run name: the run directory is `<output_dir>/<name>-<UTC timestamp>`.
+    pub name: String,
+    /// Seed of libtorch's generators (initialisation, sampling, shuffling).
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; the `GENAE_DEVICE` environment variable wins.
+    pub device: String,
+    /// Folder that receives run directories (relative to the working directory).
+    pub output_dir: PathBuf,
+    /// libtorch intra-op threads (0: libtorch's default, one per core).
+    pub threads: usize,
+    /// The data set.
+    pub data: DataSection,
+    /// The model.
+    pub model: ModelSection,
+    /// Optimisation.
+    pub train: TrainSection,
+    /// Evaluation and pictures.
+    pub eval: EvalSection,
+    /// The adversarial autoencoder's prior, encoder and discriminator (`model.kind = "aae"`
+    /// only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aae: Option<AaeSection>,
+    /// Adversarial Variational Bayes: noise, discriminator, step ratio, adaptive contrast
+    /// (`model.kind = "avb"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avb: Option<AvbSection>,
+    /// The Wasserstein autoencoder's encoder and MMD penalty (`model.kind = "wae"` only;
+    /// defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wae: Option<WaeSection>,
+    /// Markov-chain sampling from the trained model, measured (off unless `enabled`; not for
+    /// `model.kind = "vqvae"`).
+    pub chain: ChainSection,
+    /// VQ-VAE networks and quantizer (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vq: Option<VqSection>,
+    /// The VQ-VAE's PixelCNN prior (`model.kind = "vqvae"` only; defaults filled in then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorSection>,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// `shapes` (generated, the default), `avb-toy` (built in) or a registry name
+    /// (`fashion-mnist`, `mnist`, …; see `genae dataset list`).
+    pub dataset: String,
+    /// Folder to look in first for a registry data set (before `GENAE_DATA_DIR`,
+    /// `/usr/share/datasets/<name>` and the user cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// `none` (grey levels as Bernoulli probabilities), `static` (one seeded draw) or `dynamic`
+    /// (a fresh draw of the training set every epoch; the test set drawn once).
+    pub binarize: Binarization,
+    /// Examples held out from the training set for validation (0: none).
+    pub validation_size: usize,
+    /// Seed of the shapes generator, the binarisation draws, the validation split and the batch
+    /// order (kept apart from `seed` so models can be compared on the same data).
+    pub seed: u64,
+    /// Shapes: training examples. Registry data sets: at most this many (0: all).
+    pub train_size: usize,
+    /// Shapes: test examples. Registry data sets: at most this many (0: all).
+    pub test_size: usize,
+    /// Shapes: image side in pixels.
+    pub image_size: usize,
+    /// Shapes: number of scale values.
+    pub n_scales: usize,
+    /// Shapes: number of rotation values.
+    pub n_rotations: usize,
+    /// Shapes: number of positions along each axis.
+    pub n_positions: usize,
+}
+
+/// `[model]`. Every key but `kind` is for the kinds with an encoder–decoder pair of
+/// `[model]` networks (all but `vqvae`, whose networks are in `[vq]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// Which model.
+    pub kind: ModelKind,
+    /// Latent dimensions (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latent_dim: Option<i64>,
+    /// Encoder hidden widths; the decoder mirrors them (default `[512, 256]`; an MLP needs at
+    /// least one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<i64>>,
+    /// Nonlinearity (default `relu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    /// Encoder and decoder networks: `{ kind = "mlp" }` (default) or
+    /// `{ kind = "conv", channels = [32, 64], residual_blocks = 1 }` (28×28, 32×32, 64×64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    /// The decoder's `p(x|z)`: `{ kind = "bernoulli" }` (default), `{ kind = "gaussian",
+    /// variance = 0.1 }`, `{ kind = "gaussian_learned" }`, `{ kind = "discretized_logistic" }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub likelihood: Option<Likelihood>,
+}
+
+/// `[train]`. The keys from `objective` on are the VAE's (`model.kind = "vae"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam learning rate (of the encoder and decoder of adversarial kinds).
+    pub learning_rate: f64,
+    /// Leave out the last, smaller batch of each epoch.
+    pub drop_last: bool,
+    /// Write `checkpoint.safetensors` (parameters, optimiser state, phase, epoch, step) every
+    /// this many epochs and after the last of each phase (0: never; then the run cannot be
+    /// resumed).
+    pub checkpoint_every: usize,
+    /// VAE: `elbo` (default), `iwae` or `dvae`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<ObjectiveKind>,
+    /// VAE: importance samples per example for `objective = "iwae"` (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iwae_k: Option<i64>,
+    /// VAE: the corruption of `objective = "dvae"`, e.g. `{ kind = "salt_and_pepper", p = 0.1 }`,
+    /// `{ kind = "gaussian", sigma = 0.2 }`, `{ kind = "masking", p = 0.3 }` or a
+    /// `{ kind = "chain", steps = [...] }` of them (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corruption: Option<Corruption>,
+    /// VAE: corrupted copies per example (`M`) for `objective = "dvae"` (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dvae_copies: Option<i64>,
+    /// VAE: codes per corrupted copy (`K`) for `objective = "dvae"` (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dvae_samples: Option<i64>,
+    /// VAE: weight of the KL term (β-VAE; default 1, the ELBO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// VAE: free bits λ (nats per latent dimension; default 0: off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_bits: Option<f64>,
+    /// VAE: steps over which the KL weight rises linearly from 0 to `beta` (default 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_warmup_steps: Option<u64>,
+}
+
+/// `[eval]`. The `log_likelihood_*` keys are for kinds with an encoder density or a proposal
+/// for it (VAE, AVB, WAE with a Gaussian encoder), the `exact_*` keys for VAE and AVB.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Examples per evaluation batch.
+    pub batch_size: usize,
+    /// Prior samples drawn into `samples.png`.
+    pub samples: usize,
+    /// Test images (and their reconstructions) in `reconstructions.png`.
+    pub reconstructions: usize,
+    /// Pairs of test images in `interpolations.png` (0: no picture).
+    pub interpolations: usize,
+    /// Test codes drawn in `latents.png` (0: no picture).
+    pub latent_points: usize,
+    /// Every this many epochs, save `model.safetensors` and (where the kind has one) estimate
+    /// `L_k` mid-run, logged in `metrics.jsonl`, so a long run that is stopped early still
+    /// says where it got (0: only at the end).
+    pub every: usize,
+    /// Importance samples of the log-likelihood estimate `L_k` (0: skip it; default 5000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_likelihood_k: Option<i64>,
+    /// Test images the log-likelihood is estimated on (0: the whole test set; default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_likelihood_images: Option<usize>,
+    /// Samples per example drawn at once while estimating `L_k` (bounds memory; default 1280).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_likelihood_chunk: Option<i64>,
+    /// Cells per latent axis of the quadrature grid for the exact `log p(x)`
+    /// (`test.exact_log_likelihood`; latent spaces of at most 3 dimensions; 0: skip it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_log_likelihood_grid: Option<i64>,
+    /// The grid covers `[−w, w]^d` of the `N(0, I)` prior (default 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_log_likelihood_half_width: Option<f64>,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            seed: 0,
+            device: "auto".into(),
+            output_dir: "runs".into(),
+            threads: 0,
+            data: DataSection::default(),
+            model: ModelSection::default(),
+            train: TrainSection::default(),
+            eval: EvalSection::default(),
+            aae: None,
+            avb: None,
+            wae: None,
+            chain: ChainSection::default(),
+            vq: None,
+            prior: None,
+        }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dataset: SHAPES.into(),
+            dir: None,
+            binarize: Binarization::None,
+            validation_size: 0,
+            seed: 0,
+            train_size: genae_data::DEFAULT_N_TRAIN,
+            test_size: genae_data::DEFAULT_N_TEST,
+            image_size: 32,
+            n_scales: 6,
+            n_rotations: 40,
+            n_positions: 16,
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            kind: ModelKind::Vae,
+            latent_dim: None,
+            hidden: None,
+            activation: None,
+            architecture: None,
+            likelihood: None,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 100,
+            learning_rate: 1e-3,
+            drop_last: false,
+            checkpoint_every: 1,
+            objective: None,
+            iwae_k: None,
+            corruption: None,
+            dvae_copies: None,
+            dvae_samples: None,
+            beta: None,
+            free_bits: None,
+            kl_warmup_steps: None,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            samples: 64,
+            reconstructions: 16,
+            interpolations: 4,
+            latent_points: 2000,
+            every: 0,
+            log_likelihood_k: None,
+            log_likelihood_images: None,
+            log_likelihood_chunk: None,
+            exact_log_likelihood_grid: None,
+            exact_log_likelihood_half_width: None,
+        }
+    }
+}
+
+/// Parses TOML `text` (named `source_name` in errors), applies `--set` style `overrides` and
+/// deserialises it, naming the file and the dotted field of the first problem.
+pub(crate) fn parse_with_overrides<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+    overrides: &[String],
+) -> Result<T> {
+    let mut table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                source_name: source_name.to_string(),
+                message: e.to_string().trim().to_string(),
+            })?;
+    for arg in overrides {
+        apply_override(&mut table, arg)?;
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Field {
+        source_name: source_name.to_string(),
+        field: e.path().to_string(),
+        message: e.inner().to_string().trim().replace('\n', " "),
+    })
+}
+
+/// Applies one `section.key=value` override to a parsed TOML table. The value is read as a TOML
+/// value (`3`, `1e-3`, `true`, `[256, 128]`, `"text"`); anything that is not valid TOML is taken
+/// as a plain string, so `--set model.activation=tanh` works unquoted.
+pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<()> {
+    let fail = |reason: String| ConfigError::Override {
+        arg: arg.to_string(),
+        reason,
+    };
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| fail("expected `section.key=value`".into()))?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(fail(format!("`{key}` is not a dotted key")));
+    }
+    let raw = raw.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let (last, parents) = path.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            fail(format!(
+                "`{}` is a value, not a section",
+                path[..=depth].join(".")
+            ))
+        })?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<ValidConfig> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        ValidConfig::from_toml_str(text, "test.toml", &overrides)
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults_of_the_vae() {
+        let config = parse("", &[]).unwrap();
+        assert_eq!(config.device(), genae_tensor::DeviceSpec::Auto);
+        let f = config.file();
+        assert_eq!(f.model.latent_dim, Some(10));
+        assert_eq!(f.train.objective, Some(ObjectiveKind::Elbo));
+        assert_eq!(f.eval.log_likelihood_k, Some(5000));
+        assert!(f.aae.is_none() && f.vq.is_none());
+        match config.spec() {
+            ModelSpec::Vae {
+                networks,
+                objective,
+                kl_warmup_steps,
+            } => {
+                assert_eq!(networks.hidden, vec![512, 256]);
+                assert_eq!(
+                    objective,
+                    &genae_estimators::Objective::Elbo {
+                        beta: 1.0,
+                        free_bits: 0.0
+                    }
+                );
+                assert_eq!(*kl_warmup_steps, 0);
+            }
+            other => panic!("expected a VAE spec, got {other:?}"),
+        }
+        // The resolved file reads back to the same config.
+        let again = parse(&config.to_toml(), &[]).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn keys_of_other_kinds_are_named() {
+        for (text, field) in [
+            (
+                "[model]\nkind = \"aae\"\n[train]\niwae_k = 3\n",
+                "train.iwae_k",
+            ),
+            (
+                "[model]\nkind = \"aae\"\n[train]\nbeta = 4.0\n",
+                "train.beta",
+            ),
+            ("[avb]\nnoise_dim = 3\n", "avb"),
+            ("[aae]\nadversarial_beta1 = 0.5\n", "aae"),
+            ("[model]\nkind = \"avb\"\n[wae]\nlambda = 1.0\n", "wae"),
+            (
+                "[model]\nkind = \"vqvae\"\nlatent_dim = 4\n",
+                "model.latent_dim",
+            ),
+            ("[model]\nkind = \"vqvae\"\nhidden = [3]\n", "model.hidden"),
+            (
+                "[model]\nkind = \"aae\"\n[eval]\nlog_likelihood_k = 100\n",
+                "eval.log_likelihood_k",
+            ),
+            (
+                "[model]\nkind = \"wae\"\n[eval]\nlog_likelihood_k = 100\n",
+                "eval.log_likelihood_k",
+            ),
+            (
+                "[model]\nkind = \"aae\"\n[eval]\nexact_log_likelihood_grid = 10\n",
+                "eval.exact_log_likelihood_grid",
+            ),
+            (
+                "[model]\nkind = \"vqvae\"\n[chain]\nenabled = true\n",
+                "chain.enabled",
+            ),
+        ] {
+            let err = parse(text, &[]).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+                "{text}: {message}"
+            );
+            assert!(message.contains(field), "{message}");
+        }
+        // A value that only turns something off is fine for every kind…
+        let aae = parse(
+            "[model]\nkind = \"aae\"\n[eval]\nlog_likelihood_k = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(aae.log_likelihood(), None);
+        assert!(
+            !aae.to_toml().contains("log_likelihood"),
+            "{}",
+            aae.to_toml()
+        );
+        // …and a Gaussian-encoder WAE has the L_k estimate.
+        let wae = parse(
+            "[model]\nkind = \"wae\"\n[wae]\nencoder = \"gaussian\"\n[eval]\nlog_likelihood_k = 50\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(wae.log_likelihood().map(|l| l.k), Some(50));
+    }
+
+    #[test]
+    fn every_kind_resolves_and_reads_back() {
+        for kind in ModelKind::ALL {
+            let config = parse(&format!("[model]\nkind = \"{kind}\"\n"), &[]).unwrap();
+            assert_eq!(config.kind(), kind);
+            let again = parse(&config.to_toml(), &[]).unwrap();
+            assert_eq!(again, config, "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_mlp_without_hidden_layers_is_refused() {
+        let err = parse("[model]\nhidden = []\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.hidden") && err.contains("linear"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[train]\nepochs = 3\nlearnig_rate = 0.1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("learnig_rate") && err.contains("`train`"),
+            "{err}"
+        );
+        let err = parse("colour = 1\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let err = parse("[train]\nepochs = \"ten\"\n", &[]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Field { field, .. } if field == "train.epochs"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("train.epochs"));
+        let err = parse("[model]\nactivation = \"swish\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.activation") && err.contains("relu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (text, field) in [
+            ("[train]\nlearning_rate = -1.0\n", "train.learning_rate"),
+            ("[train]\nepochs = 0\n", "train.epochs"),
+            (
+                "[data]\ntrain_size = 10\n[train]\nbatch_size = 11\n",
+                "train.batch_size",
+            ),
+            ("[model]\nlatent_dim = 0\n", "model.latent_dim"),
+            ("device = \"gpu\"\n", "device"),
+        ] {
+            let err = parse(text, &[]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains(field));
+        }
+    }
+
+    #[test]
+    fn datasets_are_checked_against_the_registry() {
+        let err = parse("[data]\ndataset = \"fashion_mnist\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.dataset") && err.contains("fashion-mnist") && err.contains("shapes"),
+            "{err}"
+        );
+        let config = parse(
+            "[data]\ndataset = \"fashion-mnist\"\nbinarize = \"dynamic\"\ntrain_size = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.file().data.binarize, Binarization::Dynamic);
+        let err = parse("[data]\nbinarize = \"sometimes\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.binarize") && err.contains("dynamic"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn overrides_reach_the_resolved_config() {
+        let config = parse(
+            "[train]\nepochs = 3\n",
+            &[
+                "train.epochs=5",
+                "train.learning_rate=2e-4",
+                "model.activation=tanh",
+                "model.hidden=[64, 32]",
+                "name=quick",
+            ],
+        )
+        .unwrap();
+        let f = config.file();
+        assert_eq!(f.train.epochs, 5);
+        assert_eq!(f.train.learning_rate, 2e-4);
+        assert_eq!(f.model.activation, Some(Activation::Tanh));
+        assert_eq!(f.model.hidden, Some(vec![64, 32]));
+        assert_eq!(f.name, "quick");
+        let resolved: ConfigFile = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(&resolved, f);
+    }
+
+    #[test]
+    fn bad_overrides_are_reported() {
+        let err = parse("", &["train.epochs"]).unwrap_err().to_string();
+        assert!(
+            err.contains("train.epochs") && err.contains("key=value"),
+            "{err}"
+        );
+        let err = parse("seed = 3\n", &["seed.x=1"]).unwrap_err().to_string();
+        assert!(err.contains("`seed` is a value"), "{err}");
+        let err = parse("", &["train.epochz=1"]).unwrap_err().to_string();
+        assert!(err.contains("epochz"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = parse("[train\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("test.toml"), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! `model.kind = "vae"`: a VAE (genae-zoo's [`Vae`]) trained with Adam on the negative ELBO
+//! (β, free bits, KL warm-up), the IWAE bound or the denoising bound.
+
+use genae_estimators::{active_units, dvae_bound, elbo, KlWarmup, Objective};
+use genae_zoo::{GenerativeAutoencoder, Vae};
+use tch::nn;
+
+use super::{Estimate, Evaluation, FinalResults, RunContext, State, Step, Trainable};
+use crate::config::{LikelihoodEval, NetworkSpec};
+use crate::data::mean_over_batches;
+use crate::error::LabError;
+use crate::eval::likelihood::{encoder_log_likelihood, exact_evaluation};
+use crate::metrics::{split_means, Record, StepTerms};
+use crate::Adam;
+
+/// The VAE, its store and its optimiser.
+pub(super) struct VaeKind {
+    store: nn::VarStore,
+    vae: Vae,
+    adam: Adam,
+    objective: Objective,
+    warmup: KlWarmup,
+}
+
+impl VaeKind {
+    pub(super) fn new(
+        networks: &NetworkSpec,
+        objective: Objective,
+        kl_warmup_steps: u64,
+        run: &RunContext,
+    ) -> Result<Self, LabError> {
+        let store = nn::VarStore::new(run.device);
+        let vae = Vae::new(&store.root(), &networks.vae_config(run.image_shape()))?;
+        let adam = Adam::new(&store, run.config.file().train.learning_rate);
+        Ok(Self {
+            store,
+            vae,
+            adam,
+            objective,
+            warmup: KlWarmup {
+                steps: kl_warmup_steps,
+            },
+        })
+    }
+}
+
+impl Trainable for VaeKind {
+    fn describe(&self) -> String {
+        let objective = match &self.objective {
+            Objective::Elbo { beta, .. } if *beta == 1.0 => "ELBO".to_string(),
+            Objective::Elbo { beta, .. } => format!("β-ELBO (β = {beta})"),
+            Objective::Iwae { k } => format!("IWAE bound (k = {k})"),
+            Objective::Dvae { .. } => "denoising bound".to_string(),
+        };
+        format!("vae ({objective})")
+    }
+
+    fn state(&mut self) -> State<'_> {
+        State::single(&self.store, &mut self.adam)
+    }
+
+    fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        let out =
+            self.objective
+                .loss(&self.vae, &step.batch.x, self.warmup.scale(step.step - 1))?;
+        step.guard(
+            "loss",
+            &out.loss,
+            &[
+                ("reconstruction term", &out.terms.reconstruction),
+                ("KL term", &out.terms.kl),
+            ],
+        )?;
+        self.adam.backward_step(&out.loss);
+        Ok(StepTerms::new(&out.loss, step.batch.len())
+            .per_example("elbo", &out.terms.elbo)
+            .per_example("reconstruction", &out.terms.reconstruction)
+            .per_example("kl", &out.terms.kl))
+    }
+
+    fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
+        let (split, run) = (on.split, on.run);
+        split_means(&split.x, run.eval_batch(), |x| {
+            let terms = elbo(&self.vae, x)?;
+            Ok(vec![
+                ("elbo", terms.elbo),
+                ("reconstruction", terms.reconstruction),
+                ("kl", terms.kl),
+            ])
+        })
+    }
+
+    fn log_likelihood(&self, run: &RunContext, eval: LikelihoodEval) -> Estimate {
+        Ok(Some(encoder_log_likelihood(&self.vae, run, eval)?))
+    }
+
+    fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
+        Some(&self.vae)
+    }
+
+    fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
+        let exact = exact_evaluation(&self.vae.decoder, &self.vae, run)?;
+        let au = active_units(&self.vae, &run.test.x, run.eval_batch(), 0.01)?;
+        if let Some(eval) = run.config.log_likelihood() {
+            let ll = encoder_log_likelihood(&self.vae, run, eval)?;
+            out.log_likelihood(&ll, "proposal q(z|x)");
+        }
+        out.test.insert("active_units", au.count);
+        out.notes
+            .push(format!("{} active units (Cov > 0.01)", au.count));
+        if let Objective::Dvae {
+            corruption,
+            copies,
+            samples,
+        } = &self.objective
+        {
+            let bound = mean_over_batches(&run.test.x, run.eval_batch(), |x| {
+                Ok(dvae_bound(&self.vae, x, corruption, *copies, *samples)?)
+            })?;
+            out.test.insert("dvae_bound", bound);
+        }
+        if let Some(e) = exact {
+            out.test.insert("exact_log_likelihood", e.log_likelihood);
+            out.test.insert("aggregate_kl", e.aggregate_kl);
+        }
+        Ok(())
+    }
+}
