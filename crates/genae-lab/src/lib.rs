@@ -47,7 +47,6 @@ mod eval;
 mod inference;
 mod kinds;
 mod metrics;
-mod optim;
 mod plots;
 mod report;
 mod run_dir;
@@ -67,13 +66,14 @@ pub use eval::classifier::{
     classifier_cache_dir, classifier_for_config, load_or_train_classifier, CachedClassifier,
 };
 pub use eval::likelihood::LogLikelihoodSummary;
+/// The checkpointable Adam every kind trains with (genae-tensor's).
+pub use genae_tensor::Adam;
 pub use inference::{
     run_inference, AvbSection as InferenceAvbSection, EightSchools, InferenceConfig,
     InferenceEvalSection, InferenceSummary, MeanFieldSection, PosteriorSummary, ReferenceSection,
     SHIPPED_INFERENCE_CONFIGS,
 };
 pub use metrics::{Entry, EpochLine, Record};
-pub use optim::Adam;
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
 pub use summary::{PhaseSummary, RunSummary, TrainTotals};

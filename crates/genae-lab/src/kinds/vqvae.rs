@@ -15,9 +15,9 @@
 
 use std::time::Instant;
 
-use genae_samplers::{CodebookUpdate, VectorQuantizer};
+use genae_samplers::{CodebookUpdate, EncodedData, VqVae};
 use genae_tensor::save_image_grid;
-use genae_zoo::{discretized_gaussian_log_prob, GatedPixelCnn, VqDecoder, VqEncoder};
+use genae_zoo::GatedPixelCnn;
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
@@ -25,7 +25,7 @@ use super::{Evaluation, FinalResults, RunContext, State, Step, Trainable};
 use crate::checkpoint::StoreFile;
 use crate::config::{PriorSection, VqSection};
 use crate::context::epoch_seed;
-use crate::data::{batch_ranges, DeviceSplit, TrainingData};
+use crate::data::{DeviceSplit, TrainingData};
 use crate::error::LabError;
 use crate::metrics::{split_means, Record, StepTerms};
 use crate::Adam;
@@ -68,15 +68,6 @@ pub struct PriorSummary {
     pub sampling_seconds: f64,
 }
 
-/// What one pass over a split gives: the code grids, the squared-error sum, usage counts, and
-/// (with a `σ`) the summed `log p(x|z_q)`.
-struct EncodedSplit {
-    codes: Tensor,
-    sse: f64,
-    usage: Tensor,
-    log_prob: Option<f64>,
-}
-
 /// `(perplexity, codes used)` of usage counts.
 fn perplexity_and_used(usage: &Tensor) -> Result<(f64, usize), LabError> {
     let used = usage.gt(0).sum(Kind::Int64).int64_value(&[]) as usize;
@@ -91,9 +82,7 @@ fn perplexity_and_used(usage: &Tensor) -> Result<(f64, usize), LabError> {
 /// The VQ-VAE (encoder, quantizer, decoder), the PixelCNN prior, their stores and optimisers.
 pub(super) struct VqVaeKind {
     store: nn::VarStore,
-    encoder: VqEncoder,
-    quantizer: VectorQuantizer,
-    decoder: VqDecoder,
+    model: VqVae,
     adam: Adam,
     prior_store: nn::VarStore,
     prior: GatedPixelCnn,
@@ -112,10 +101,7 @@ impl VqVaeKind {
     ) -> Result<Self, LabError> {
         let image_shape = run.image_shape();
         let store = nn::VarStore::new(run.device);
-        let net = vq.network();
-        let encoder = VqEncoder::new(&(store.root() / "encoder"), image_shape, &net)?;
-        let quantizer = VectorQuantizer::new(&(store.root() / "quantizer"), &vq.quantizer)?;
-        let decoder = VqDecoder::new(&(store.root() / "decoder"), image_shape, &net)?;
+        let model = VqVae::new(&store.root(), image_shape, &vq.network(), &vq.quantizer)?;
         let adam = Adam::new(&store, run.config.file().train.learning_rate);
         let prior_store = nn::VarStore::new(run.device);
         let prior = GatedPixelCnn::new(
@@ -125,9 +111,7 @@ impl VqVaeKind {
         let prior_adam = Adam::new(&prior_store, prior_section.learning_rate);
         Ok(Self {
             store,
-            encoder,
-            quantizer,
-            decoder,
+            model,
             adam,
             prior_store,
             prior,
@@ -144,31 +128,8 @@ impl VqVaeKind {
         x: &Tensor,
         batch_size: i64,
         sigma: Option<f64>,
-    ) -> Result<EncodedSplit, LabError> {
-        tch::no_grad(|| {
-            let mut codes = Vec::new();
-            let (mut sse, mut log_prob) = (0.0, 0.0);
-            let mut usage = Tensor::zeros([self.quantizer.num_codes()], (Kind::Int64, x.device()));
-            for (start, len) in batch_ranges(x.size()[0], batch_size) {
-                let x = x.narrow(0, start, len);
-                let out = self.quantizer.forward_t(&self.encoder.encode(&x)?, false)?;
-                let x_hat = self.decoder.decode(&out.quantized)?.view_as(&x);
-                sse += (&x_hat - &x).square().sum(Kind::Double).double_value(&[]);
-                if let Some(sigma) = sigma {
-                    log_prob += discretized_gaussian_log_prob(&x_hat, sigma, &x)?
-                        .sum(Kind::Double)
-                        .double_value(&[]);
-                }
-                usage += &out.usage;
-                codes.push(out.indices);
-            }
-            Ok(EncodedSplit {
-                codes: Tensor::cat(&codes, 0),
-                sse,
-                usage,
-                log_prob: sigma.map(|_| log_prob),
-            })
-        })
+    ) -> Result<EncodedData, LabError> {
+        Ok(self.model.encode_data(x, batch_size, sigma)?)
     }
 
     /// Mean PixelCNN NLL (nats per grid) of `codes`, without gradients.
@@ -195,18 +156,12 @@ impl VqVaeKind {
         let sampling_seconds = started.elapsed().as_secs_f64();
         tch::no_grad(|| -> Result<(), LabError> {
             let [c, h, w] = run.image_shape();
-            let samples = self
-                .decoder
-                .decode(&self.quantizer.lookup(&grids)?)?
-                .clamp(0.0, 1.0);
+            let samples = self.model.decode_codes(&grids)?.clamp(0.0, 1.0);
             let ncol = (f.eval.samples as f64).sqrt().ceil() as usize;
             save_image_grid(&samples, ncol, &run.run_dir.file("samples.png"))?;
             let n = (f.eval.reconstructions as i64).min(run.test.n);
             let originals = run.test.head(n).view([-1, c, h, w]);
-            let out = self
-                .quantizer
-                .forward_t(&self.encoder.encode(&originals)?, false)?;
-            let rec = self.decoder.decode(&out.quantized)?.clamp(0.0, 1.0);
+            let rec = self.model.reconstruct(&originals)?.clamp(0.0, 1.0);
             let pair = Tensor::cat(&[originals, rec], 0);
             save_image_grid(&pair, n as usize, &run.run_dir.file("reconstructions.png"))?;
             Ok(())
@@ -217,7 +172,7 @@ impl VqVaeKind {
 
 impl Trainable for VqVaeKind {
     fn describe(&self) -> String {
-        let [_, gh, gw] = self.encoder.grid_shape();
+        let [gh, gw] = self.model.grid_shape();
         format!(
             "vqvae (K = {}, d = {}, grid {gh}x{gw}) and its PixelCNN prior",
             self.vq.quantizer.num_codes, self.vq.quantizer.code_dim
@@ -258,11 +213,11 @@ impl Trainable for VqVaeKind {
             step.update(&mut self.prior_adam, "PixelCNN NLL", &loss)?;
             return Ok(StepTerms::new(&loss, step.batch.len()).per_example("nll", &nll));
         }
-        let out = self.quantizer.forward_t(&self.encoder.encode(x)?, true)?;
-        let x_hat = self.decoder.decode(&out.quantized)?.view_as(x);
-        let squares = (&x_hat - x).square();
-        let loss = squares.sum(Kind::Float) / step.batch.len() as f64 + out.loss();
+        let out = self.model.forward_t(x, true)?;
+        let squares = (&out.reconstruction - x).square();
+        let loss = out.loss();
         step.update(&mut self.adam, "VQ-VAE loss", &loss)?;
+        let out = out.quantizer;
         let usage = self.usage.get_or_insert_with(|| out.usage.zeros_like());
         *usage += &out.usage;
         let d = x.size()[1] as f64;
@@ -299,7 +254,7 @@ impl Trainable for VqVaeKind {
         Ok(Record::new()
             .with(
                 "reconstruction_mse",
-                encoded.sse / (split.n as f64 * run.input_dim() as f64),
+                encoded.squared_error / (split.n as f64 * run.input_dim() as f64),
             )
             .with("perplexity", perplexity)
             .with("codes_used", used))
@@ -311,18 +266,18 @@ impl Trainable for VqVaeKind {
         // σ of p(x|z_q) from the training set.
         let train = Self::train_images(run)?;
         let encoded_train = self.encode_split(&train.x, batch, None)?;
-        let sigma = (encoded_train.sse / (train.n as f64 * input_dim))
+        let sigma = (encoded_train.squared_error / (train.n as f64 * input_dim))
             .sqrt()
             .max(1e-4);
         let (train_perplexity, train_codes_used) = perplexity_and_used(&encoded_train.usage)?;
         drop(train);
         let test = run.test;
         let encoded_test = self.encode_split(&test.x, batch, Some(sigma))?;
-        let test_mse = encoded_test.sse / (test.n as f64 * input_dim);
+        let test_mse = encoded_test.squared_error / (test.n as f64 * input_dim);
         let (perplexity, codes_used) = perplexity_and_used(&encoded_test.usage)?;
         let rec_nll = -encoded_test.log_prob.unwrap_or(f64::NAN) / test.n.max(1) as f64;
         let prior_nll = self.mean_prior_nll(&encoded_test.codes, batch)?;
-        let [_, gh, gw] = self.encoder.grid_shape();
+        let [gh, gw] = self.model.grid_shape();
         let sampling_seconds = self.write_pictures(run, [gh, gw])?;
         let bits = (rec_nll + prior_nll) / (input_dim * std::f64::consts::LN_2);
         out.notes.push(format!(
