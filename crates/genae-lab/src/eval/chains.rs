@@ -21,7 +21,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{ChainSection, ConfigError, ValidConfig};
-use crate::data::load_dataset;
+use crate::data::{batch_ranges, load_dataset};
 use crate::error::LabError;
 use crate::eval::classifier::{images_and_labels, load_or_train_classifier};
 use crate::run_dir::RunDir;
@@ -321,13 +321,9 @@ fn batched(
     f: impl Fn(&Tensor) -> Result<Tensor, LabError>,
 ) -> Result<Tensor, LabError> {
     tch::no_grad(|| {
-        let n = x.size()[0];
         let mut parts = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
+        for (start, len) in batch_ranges(x.size()[0], batch) {
             parts.push(f(&x.f_narrow(0, start, len)?)?.f_to_kind(Kind::Float)?);
-            start += len;
         }
         Ok(Tensor::f_cat(&parts, 0)?)
     })

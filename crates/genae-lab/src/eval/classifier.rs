@@ -21,7 +21,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{ClassifierSection, ValidConfig, SHAPES};
 use crate::context::run_device;
-use crate::data::load_dataset;
+use crate::data::{batch_ranges, load_dataset};
 use crate::error::LabError;
 use crate::run_dir::RunDir;
 use crate::Adam;
@@ -155,15 +155,12 @@ pub fn load_or_train_classifier(
     for epoch in 1..=section.epochs {
         let order = Tensor::f_randperm(n, (Kind::Int64, device))?;
         let mut total = 0.0;
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
+        for (start, len) in batch_ranges(n, batch) {
             let index = order.f_narrow(0, start, len)?;
             let loss =
                 classifier.loss(&x.f_index_select(0, &index)?, &y.f_index_select(0, &index)?)?;
             optimizer.backward_step(&loss);
             total += loss.double_value(&[]) * len as f64;
-            start += len;
         }
         note!(
             "classifier epoch {epoch}/{}: train cross-entropy {:.4} ({:.0} s)",
