@@ -633,8 +633,10 @@ pub fn run_inference(config: &InferenceConfig) -> Result<InferenceSummary, LabEr
 
     let lines: Vec<crate::plots::Line> = named
         .iter()
-        .map(|(name, draws)| crate::plots::Line {
+        .zip(0..)
+        .map(|((name, draws), colour)| crate::plots::Line {
             name: name.to_string(),
+            colour,
             points: tau_histogram(draws, -3.0, 3.0, 60),
         })
         .collect();

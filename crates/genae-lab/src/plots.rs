@@ -176,6 +176,8 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
 pub(crate) struct Line {
     /// Legend entry.
     pub name: String,
+    /// Index into the palette (the same series keeps its colour in every panel).
+    pub colour: u32,
     /// The points, in x order.
     pub points: Vec<(f64, f64)>,
 }
@@ -245,8 +247,8 @@ fn draw_lines(
     if text {
         chart.configure_mesh().x_desc(x_label).draw()?;
     }
-    for (i, line) in panel.lines.iter().enumerate() {
-        let colour = class_colour(i as u32);
+    for line in &panel.lines {
+        let colour = class_colour(line.colour);
         let drawn = chart.draw_series(LineSeries::new(finite(line), colour.stroke_width(2)))?;
         if text {
             drawn.label(line.name.as_str()).legend(move |(x, y)| {

@@ -265,8 +265,10 @@ fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
             title: name.clone(),
             lines: SPLITS
                 .iter()
-                .map(|split| Line {
+                .zip(0..)
+                .map(|(split, colour)| Line {
                     name: split.to_string(),
+                    colour,
                     points: series(&format!("{split}.{name}")),
                 })
                 .filter(|l| !l.points.is_empty())
@@ -279,6 +281,7 @@ fn draw_curves(metrics: &[Value], path: &Path) -> Result<(), LabError> {
             title: "L_k (mid-run)".into(),
             lines: vec![Line {
                 name: "test".into(),
+                colour: 2,
                 points: ll,
             }],
         });
