@@ -21,7 +21,7 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use crate::networks::flatten_input;
 use crate::{
-    Activation, Architecture, Decoder, GenerativeAutoencoder, GenerativeDecoder, Mlp, Result,
+    init, Activation, Architecture, Decoder, GenerativeAutoencoder, GenerativeDecoder, Mlp, Result,
     VaeConfig, ZooError,
 };
 
@@ -149,21 +149,12 @@ impl ImplicitEncoder {
         let mut noise_projections = Vec::new();
         let mut fan_in = n.input_dim + config.noise_dim;
         for (i, &width) in n.hidden.iter().enumerate() {
-            layers.push(nn::linear(
-                path / format!("layer{i}"),
-                fan_in,
-                width,
-                Default::default(),
-            ));
+            layers.push(init::linear(path / format!("layer{i}"), fan_in, width));
             if config.noise_injection == NoiseInjection::InputAndHidden {
-                noise_projections.push(nn::linear(
+                noise_projections.push(init::linear_no_bias(
                     path / format!("noise{i}"),
                     config.noise_dim,
                     width,
-                    nn::LinearConfig {
-                        bias: false,
-                        ..Default::default()
-                    },
                 ));
             }
             fan_in = width;
@@ -171,7 +162,7 @@ impl ImplicitEncoder {
         Ok(Self {
             layers,
             noise_projections,
-            head: nn::linear(path / "code", fan_in, n.latent_dim, Default::default()),
+            head: init::linear(path / "code", fan_in, n.latent_dim),
             activation: n.activation,
             input_dim: n.input_dim,
             noise_dim: config.noise_dim,
