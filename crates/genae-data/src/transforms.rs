@@ -145,6 +145,35 @@ mod tests {
         assert!(permutation(0, 1, 0).is_empty());
     }
 
+    /// `crates/genae-lab/reference/pytorch_vae.py --draws genae` reproduces these draws in
+    /// PyTorch (its `check_draws` holds the same numbers), so that `cargo xtask compare vae`
+    /// trains and tests both implementations on the same binarised images in the same order.
+    /// A change here must be made there too.
+    #[test]
+    fn draws_python_reproduces() {
+        // Σ (31 i + 1) over the pixels i set to 255.
+        let digest = |px: &[u8]| -> u64 {
+            px.iter()
+                .enumerate()
+                .filter(|(_, &p)| p == 255)
+                .map(|(i, _)| 31 * i as u64 + 1)
+                .sum()
+        };
+        assert_eq!(permutation(10, 7, 3), [1, 6, 3, 5, 0, 4, 7, 2, 8, 9]);
+        assert_eq!(permutation(60_000, 0, 1)[..4], [42637, 24822, 25612, 14814]);
+        let mut ramp: Vec<u8> = (0..777u32).map(|i| (i % 256) as u8).collect();
+        binarize_in_place(&mut ramp, &mut ChaCha8Rng::seed_from_u64(11));
+        assert_eq!(digest(&ramp), 4_962_115);
+        // Two calls on one stream, the first with an odd number of pixels.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        rng.set_stream(2);
+        let mut first: Vec<u8> = (0..301u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut second: Vec<u8> = (0..300u32).map(|i| (i * 11 % 256) as u8).collect();
+        binarize_in_place(&mut first, &mut rng);
+        binarize_in_place(&mut second, &mut rng);
+        assert_eq!([digest(&first), digest(&second)], [739_842, 658_453]);
+    }
+
     #[test]
     fn validation_split_partitions_the_set() {
         let n = 50;

@@ -9,25 +9,28 @@ Recipe (the same as genae's, see crates/genae-zoo/src/{vae,mlp}.rs and genae-est
   prior N(0, I).
 - Loss: minus the single-sample reparameterised ELBO, KL(q(z|x) || N(0, I)) in closed form,
   summed over pixels / latent dimensions, averaged over the batch.
-- Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-8 (PyTorch's and tch's defaults); batches of 100 in
-  a fresh random order every epoch (the last, smaller batch kept).
+- torch.optim.Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-8 (its defaults); batches of 100 in a
+  fresh random order every epoch (the last, smaller batch kept).
 - Fashion-MNIST read straight from the IDX gz files (no torchvision, no numpy): the first
   `--train-size` / `--test-size` images (0: all). The training set is binarised dynamically (a
   fresh Bernoulli draw of every batch), the test set statically, once, with a fixed seed.
-- Parameter initialisation as tch's `nn::linear` with its default `LinearConfig` (tch 0.24,
-  src/nn/linear.rs and src/nn/init.rs), reproduced explicitly below because it is NOT
-  PyTorch's `nn.Linear` default:
-    weight [out, in] ~ U(-b_w, b_w), b_w = sqrt(3) * gain / sqrt(fan_in) with gain = sqrt(2)
-      (`Init::Kaiming { Uniform, FanIn, ReLU }`), i.e. b_w = sqrt(6 / in);
-      PyTorch's nn.Linear uses kaiming_uniform_(a=sqrt(5)), i.e. b_w = 1 / sqrt(in), sqrt(6)
-      times narrower;
-    bias [out] ~ U(-1/sqrt(in), 1/sqrt(in)) (tch's default `bs_init`, the same as PyTorch's).
-  Tensors are drawn in tch's order (each layer's bias before its weight; encoder trunk, mean
-  head, log-variance head, then the decoder) from the global generator seeded with `--seed`.
+- `--draws genae` (the default): the batch order and every binarisation are genae's own draws,
+  reproduced bit for bit (ChaCha8, see "genae's data draws" below), so that with the same data
+  seed both implementations see the same binarised batches in the same order and are tested on
+  the same binarised test images. Over 6 static binarisations of the test set, one trained
+  model's L_1000 on the first 1 000 test images had a standard deviation of 0.21 nats and its
+  test ELBO (10 000 images) one of 0.15 (docs/results.md): as much as the differences this
+  script is meant to find. `--draws torch`: torch's generator instead (the same distributions, other numbers).
+- Parameter initialisation: PyTorch's own `nn.Linear` default (what a PyTorch user gets without
+  asking): weight [out, in] ~ U(-1/sqrt(in), 1/sqrt(in)) (`kaiming_uniform_(a=sqrt(5))`), bias
+  [out] ~ U(-1/sqrt(in), 1/sqrt(in)). genae-zoo creates its layers with the same distributions
+  (`genae_zoo::init`). `--init tch` instead reproduces tch 0.24's `nn::linear` default
+  (`Init::Kaiming { Uniform, FanIn, ReLU }`: weight bound sqrt(6 / in), sqrt(6) times wider;
+  each layer's bias drawn before its weight), which genae used before; it is kept for the
+  diagnosis written up in docs/results.md ("Parity with PyTorch at its defaults").
 - Randomness: `--seed` seeds torch's global generator (initialisation, reparameterisation
-  noise), like genae's `seed`; the batch order and the dynamic binarisation draw from a separate
-  generator seeded with `--data-seed` (default 0), like genae's `data.seed`. The draws are not the
-  same numbers as genae's (genae uses ChaCha8 for data), only the same distributions.
+  noise), like genae's `seed` (the same distributions, not the same numbers); the batch order and
+  the binarisations depend only on `--data-seed` (default 0), like genae's `data.seed`.
 - Evaluation: the test ELBO (one sample per image, batches of 1000) after every epoch, and after
   training the IWAE bound L_k = log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x), on the
   first `--eval-images` test images, under no_grad, at most 500 (image, sample) pairs per
@@ -41,8 +44,9 @@ writes a JSON report (`--out`, else stdout):
    "train": {"epochs", "steps", "seconds", "examples_per_s"}, "eval": {"seconds"},
    "peak_rss_mb"}
 
-train.seconds / examples_per_s cover training steps only (evaluation excluded); eval.seconds is
-the L_k evaluation. Run it with the project's venv:
+train.seconds / examples_per_s cover training steps only (evaluation excluded; with `--draws
+genae` each epoch's batches are drawn before its clock starts, whereas genae draws them on a
+prefetch thread while its clock runs); eval.seconds is the L_k evaluation. Run it with the project's venv:
 
   .genae/venv/bin/python -W ignore crates/genae-lab/reference/pytorch_vae.py --epochs 1 \\
       --train-size 6000 --test-size 1000 --k 100 --eval-images 100 --out /tmp/vae.json
@@ -64,7 +68,8 @@ import torch.nn.functional as F
 from torch import nn
 
 LOG_2PI = math.log(2.0 * math.pi)
-# Seed of the one static binarisation of the test set (fixed: the same test set for every --seed).
+# Seed of the one static binarisation of the test set with `--draws torch` (fixed: the same test
+# set for every --seed).
 TEST_BINARIZATION_SEED = 0x7465_7374
 # Most (image, sample) pairs per decoder pass in the L_k evaluation.
 LK_CHUNK = 500
@@ -86,8 +91,188 @@ def read_idx_images(path, limit):
     return pixels.view(n, rows * cols)
 
 
+# --- genae's data draws (`--draws genae`) ------------------------------------------------------
+#
+# genae draws the batch order and the Bernoulli binarisations from ChaCha8 streams (genae-data,
+# rand_chacha 0.3 / rand_core 0.6): `ChaCha8Rng::seed_from_u64(seed)` (the 32-byte key from
+# PCG32 steps of `seed`), `set_stream(stream)` (the 64-bit nonce), then the plain ChaCha8 key
+# stream, read as little-endian u32 words. What reads it:
+# - `permutation(n, seed, stream)`: Fisher-Yates from i = n-1 down to 1, j = r % (i + 1) for a
+#   u64 r (low word first) below the largest multiple of i + 1 (rejection), swap(i, j);
+# - `binarize_in_place`: each pixel v takes two bytes (u16, little-endian) u and becomes 1 when
+#   u * 255 < v * 65536; the bytes come in 512-byte `fill_bytes` calls of 256 pixels (a call
+#   with an odd pixel count would waste the rest of its last word; 28x28 batches never do).
+# genae-lab: the test set is binarised once from `seed_from_u64(data_seed ^ GENAE_TEST_DRAW)`;
+# epoch e (from 1) visits the images in `permutation(n, data_seed, e)` order, in batches, and
+# binarises them from `seed_from_u64(data_seed ^ GENAE_BINARIZE_SEED)` with stream e.
+# crates/genae-data/src/transforms.rs pins values these functions must give
+# (`draws_python_reproduces`), and `--check-draws` checks this code against the same values.
+MASK32 = 0xFFFF_FFFF
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+# genae-lab's seed of the test set's binarisation (engine.rs TEST_DRAW).
+GENAE_TEST_DRAW = 0x7465_7374_0000_0000
+# genae-data's seed offset of the dynamic binarisation (batch.rs).
+GENAE_BINARIZE_SEED = 0x6269_6E61_7269_7A65
+CHACHA_CONSTANTS = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)
+# Blocks (64 bytes) computed per vectorised ChaCha8 call.
+CHACHA_BATCH_BLOCKS = 1 << 16
+
+
+def pcg32_key(state):
+    """The 8 key words of rand_core 0.6's `seed_from_u64(state)`."""
+    words = []
+    for _ in range(8):
+        state = (state * 6364136223846793005 + 11634580027462260723) & MASK64
+        xorshifted = (((state >> 18) ^ state) >> 27) & MASK32
+        rot = state >> 59
+        words.append(((xorshifted >> rot) | (xorshifted << (32 - rot))) & MASK32)
+    return words
+
+
+def _rotl(x, n):
+    return ((x << n) & MASK32) | (x >> (32 - n))
+
+
+def chacha8_blocks(key, stream, first_block, n_blocks):
+    """ChaCha8 key-stream words of blocks first_block.. (64-bit counter, 64-bit nonce `stream`)
+    as an int64 tensor [n_blocks * 16] of u32 values, in stream order."""
+    counter = torch.arange(first_block, first_block + n_blocks, dtype=torch.int64)
+    full = lambda v: torch.full((n_blocks,), v, dtype=torch.int64)
+    state = [full(c) for c in CHACHA_CONSTANTS] + [full(k) for k in key] + [
+        counter & MASK32,
+        counter >> 32,
+        full(stream & MASK32),
+        full(stream >> 32),
+    ]
+    x = [t.clone() for t in state]
+
+    def quarter(a, b, c, d):
+        x[a] = (x[a] + x[b]) & MASK32
+        x[d] = _rotl(x[d] ^ x[a], 16)
+        x[c] = (x[c] + x[d]) & MASK32
+        x[b] = _rotl(x[b] ^ x[c], 12)
+        x[a] = (x[a] + x[b]) & MASK32
+        x[d] = _rotl(x[d] ^ x[a], 8)
+        x[c] = (x[c] + x[d]) & MASK32
+        x[b] = _rotl(x[b] ^ x[c], 7)
+
+    for _ in range(4):  # 8 rounds: 4 double rounds
+        quarter(0, 4, 8, 12)
+        quarter(1, 5, 9, 13)
+        quarter(2, 6, 10, 14)
+        quarter(3, 7, 11, 15)
+        quarter(0, 5, 10, 15)
+        quarter(1, 6, 11, 12)
+        quarter(2, 7, 8, 13)
+        quarter(3, 4, 9, 14)
+    out = torch.stack([(xi + si) & MASK32 for xi, si in zip(x, state)], 1)  # [n_blocks, 16]
+    return out.reshape(-1)
+
+
+class GenaeRng:
+    """`ChaCha8Rng::seed_from_u64(seed)` with `set_stream(stream)`, read word by word."""
+
+    def __init__(self, seed, stream=0):
+        self.key = pcg32_key(seed & MASK64)
+        self.stream = stream & MASK64
+        self.next_block = 0
+        self.buffer = torch.empty(0, dtype=torch.int64)
+        self.pos = 0
+
+    def words(self, n):
+        """The next n u32 words (int64 tensor)."""
+        parts = []
+        while n > 0:
+            if self.pos == self.buffer.numel():
+                blocks = max(CHACHA_BATCH_BLOCKS, -(-n // 16))
+                self.buffer = chacha8_blocks(self.key, self.stream, self.next_block, blocks)
+                self.next_block += blocks
+                self.pos = 0
+            take = min(n, self.buffer.numel() - self.pos)
+            parts.append(self.buffer[self.pos : self.pos + take])
+            self.pos += take
+            n -= take
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
+
+
+def genae_permutation(n, seed, stream):
+    """genae-data's `permutation(n, seed, stream)` as a list."""
+    rng = GenaeRng(seed, stream)
+    draws = rng.words(2 * max(n - 1, 0)).tolist()
+    at = 0
+    order = list(range(n))
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        zone = MASK64 - MASK64 % bound
+        while True:
+            if at + 2 > len(draws):
+                draws += rng.words(2).tolist()
+            r = draws[at] | (draws[at + 1] << 32)
+            at += 2
+            if r < zone:
+                break
+        j = r % bound
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def genae_binarize(pixels, rng):
+    """genae-data's `binarize_in_place` of uint8 pixels (any shape) drawing from `rng`: a 0/1
+    uint8 tensor of the same shape."""
+    flat = pixels.reshape(-1)
+    n = flat.numel()
+    full, rest = divmod(n, 256)
+    # Whole words per call: an odd last call leaves the upper half of its last word unused.
+    words = rng.words(full * 128 + (2 * rest + 3) // 4)
+    u16 = torch.stack([words & 0xFFFF, words >> 16], 1).reshape(-1)[:n]
+    return (u16 * 255 < flat.to(torch.int64) * 65536).to(torch.uint8).view(pixels.shape)
+
+
+def genae_epoch(train_u8, data_seed, epoch, batch_size):
+    """Epoch `epoch`'s training images as genae draws them: binarised (0/1 uint8) and in batch
+    order, one [N, D] tensor whose consecutive `batch_size` rows are the batches."""
+    order = torch.tensor(genae_permutation(train_u8.shape[0], data_seed, epoch))
+    rng = GenaeRng(data_seed ^ GENAE_BINARIZE_SEED, epoch)
+    out = torch.empty_like(train_u8)
+    for start in range(0, order.numel(), batch_size):
+        idx = order[start : start + batch_size]
+        out[start : start + idx.numel()] = genae_binarize(train_u8[idx], rng)
+    return out
+
+
+def _draws_digest(bits):
+    """Sum of 31 i + 1 over the pixels i drawn as 1 (the digest genae-data's test pins)."""
+    i = torch.arange(bits.numel(), dtype=torch.int64)
+    return int(((31 * i + 1) * bits.reshape(-1).to(torch.int64)).sum())
+
+
+def check_draws():
+    """Checks this code against the values genae-data's `draws_python_reproduces` test pins
+    (crates/genae-data/src/transforms.rs); SystemExit when they differ."""
+    got = {
+        "permutation(10, 7, 3)": genae_permutation(10, 7, 3),
+        "permutation(60000, 0, 1)[:4]": genae_permutation(60000, 0, 1)[:4],
+    }
+    ramp = torch.arange(777, dtype=torch.int64).remainder(256).to(torch.uint8)
+    got["ramp, seed 11"] = _draws_digest(genae_binarize(ramp, GenaeRng(11)))
+    rng = GenaeRng(5, 2)  # two calls on one stream, the first with an odd pixel count
+    first = genae_binarize((torch.arange(301) * 7 % 256).to(torch.uint8), rng)
+    second = genae_binarize((torch.arange(300) * 11 % 256).to(torch.uint8), rng)
+    got["two calls, seed 5, stream 2"] = [_draws_digest(first), _draws_digest(second)]
+    expected = {
+        "permutation(10, 7, 3)": [1, 6, 3, 5, 0, 4, 7, 2, 8, 9],
+        "permutation(60000, 0, 1)[:4]": [42637, 24822, 25612, 14814],
+        "ramp, seed 11": 4962115,
+        "two calls, seed 5, stream 2": [739842, 658453],
+    }
+    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+    if wrong:
+        raise SystemExit(f"genae's draws not reproduced (got, genae): {wrong}")
+
+
 class TchLinear(nn.Module):
-    """A linear layer initialised exactly as tch 0.24's `nn::linear(.., Default::default())`."""
+    """A linear layer initialised exactly as tch 0.24's `nn::linear(.., Default::default())`
+    (`--init tch` only; not PyTorch's default)."""
 
     def __init__(self, in_dim, out_dim):
         super().__init__()
@@ -106,14 +291,15 @@ class TchLinear(nn.Module):
 class Vae(nn.Module):
     """Gaussian MLP encoder, N(0, I) prior, Bernoulli MLP decoder."""
 
-    def __init__(self, input_dim=784, hidden=(300, 300), latent_dim=40):
+    def __init__(self, input_dim=784, hidden=(300, 300), latent_dim=40, init="pytorch"):
         super().__init__()
+        linear = {"pytorch": nn.Linear, "tch": TchLinear}[init]
         widths = [input_dim, *hidden]
-        self.trunk = nn.ModuleList(TchLinear(a, b) for a, b in zip(widths, widths[1:]))
-        self.mean = TchLinear(widths[-1], latent_dim)
-        self.log_var = TchLinear(widths[-1], latent_dim)
+        self.trunk = nn.ModuleList(linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.mean = linear(widths[-1], latent_dim)
+        self.log_var = linear(widths[-1], latent_dim)
         widths = [latent_dim, *reversed(hidden), input_dim]
-        self.decoder = nn.ModuleList(TchLinear(a, b) for a, b in zip(widths, widths[1:]))
+        self.decoder = nn.ModuleList(linear(a, b) for a, b in zip(widths, widths[1:]))
 
     def encode(self, x):
         h = x
@@ -194,8 +380,26 @@ def main():
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per CPU)")
+    p.add_argument(
+        "--draws",
+        choices=("genae", "torch"),
+        default="genae",
+        help="batch order and binarisations: genae's own ChaCha8 draws (the same data as genae's "
+        "run with the same data seed) or torch's generator",
+    )
+    p.add_argument("--check-draws", action="store_true", help="check the genae draws and exit")
+    p.add_argument(
+        "--init",
+        choices=("pytorch", "tch"),
+        default="pytorch",
+        help="layer initialisation: PyTorch's nn.Linear default, or tch 0.24's nn::linear default",
+    )
     p.add_argument("--out", help="write the JSON report here (default: stdout)")
     args = p.parse_args()
+    if args.check_draws:
+        check_draws()
+        print("genae draws reproduced", file=sys.stderr)
+        return
     if args.epochs < 1 or args.k < 1 or args.eval_images < 0 or args.batch_size < 1:
         p.error("--epochs, --k and --batch-size must be at least 1, --eval-images at least 0")
     if args.threads < 0:
@@ -212,18 +416,23 @@ def main():
     test_u8 = read_idx_images(
         os.path.join(args.data_dir, "t10k-images-idx3-ubyte.gz"), args.test_size
     )
-    test_gen = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
-    test_x = torch.bernoulli(test_u8.float() / 255.0, generator=test_gen)
+    if args.draws == "genae":
+        check_draws()
+        test_x = genae_binarize(test_u8, GenaeRng(args.data_seed ^ GENAE_TEST_DRAW)).float()
+    else:
+        test_gen = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
+        test_x = torch.bernoulli(test_u8.float() / 255.0, generator=test_gen)
     data_gen = torch.Generator().manual_seed(args.data_seed)
     n_train, input_dim = train_u8.shape
 
-    model = Vae(input_dim=input_dim)
+    model = Vae(input_dim=input_dim, init=args.init)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8
     )
     print(
         f"pytorch {torch.__version__}: vae on fashion-mnist ({n_train} train / {test_x.shape[0]} "
-        f"test, binarize dynamic) on cpu, {threads} threads, {args.epochs} epochs, seed {args.seed}",
+        f"test, binarize dynamic, {args.draws} draws) on cpu, {threads} threads, {args.epochs} epochs, "
+        f"seed {args.seed}, {args.init} init",
         file=sys.stderr,
     )
 
@@ -232,12 +441,19 @@ def main():
     examples = 0
     test_metrics = {}
     for epoch in range(1, args.epochs + 1):
+        if args.draws == "genae":
+            # Drawn before the clock starts (genae draws on its prefetch thread, on its clock).
+            epoch_x = genae_epoch(train_u8, args.data_seed, epoch, args.batch_size)
+        else:
+            order = torch.randperm(n_train, generator=data_gen)
         started = time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64)
-        order = torch.randperm(n_train, generator=data_gen)
         for start in range(0, n_train, args.batch_size):
-            idx = order[start : start + args.batch_size]
-            x = torch.bernoulli(train_u8[idx].float().div_(255.0), generator=data_gen)
+            if args.draws == "genae":
+                x = epoch_x[start : start + args.batch_size].float()
+            else:
+                idx = order[start : start + args.batch_size]
+                x = torch.bernoulli(train_u8[idx].float().div_(255.0), generator=data_gen)
             elbo, rec, kl = elbo_terms(model, x)
             loss = -elbo.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -283,6 +499,8 @@ def main():
         "model": "vae",
         "dataset": "fashion-mnist",
         "seed": args.seed,
+        "init": args.init,
+        "draws": args.draws,
         "data_seed": args.data_seed,
         "n_train": n_train,
         "n_test": int(test_x.shape[0]),

@@ -7,7 +7,7 @@ use tch::{nn, nn::Module, Kind, Tensor};
 
 use crate::config::{validate_channels, validate_conv_shape};
 use crate::networks::flatten_input;
-use crate::{Activation, ConvEncoder, Result, ZooError};
+use crate::{init, Activation, ConvEncoder, Result, ZooError};
 
 /// Hyper-parameters of a [`Classifier`]; every field but the data-dependent `input_shape` and
 /// `num_classes` has a default, unknown fields are rejected.
@@ -122,18 +122,8 @@ impl Classifier {
             0,
             config.activation,
         )?;
-        let features = nn::linear(
-            path / "features",
-            conv.output_dim(),
-            config.feature_dim,
-            Default::default(),
-        );
-        let head = nn::linear(
-            path / "head",
-            config.feature_dim,
-            config.num_classes,
-            Default::default(),
-        );
+        let features = init::linear(path / "features", conv.output_dim(), config.feature_dim);
+        let head = init::linear(path / "head", config.feature_dim, config.num_classes);
         Ok(Self {
             conv,
             features,

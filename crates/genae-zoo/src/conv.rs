@@ -9,7 +9,7 @@
 use tch::{nn, nn::Module, Tensor};
 
 use crate::config::{validate_channels, validate_conv_shape};
-use crate::{Activation, Result, ZooError};
+use crate::{init, Activation, Result, ZooError};
 
 /// The kernel of the stride-2 stage applied to a side of `size`.
 fn stage_kernel(size: i64) -> i64 {
@@ -76,8 +76,8 @@ impl ResidualBlock {
             ..Default::default()
         };
         Self {
-            conv1: nn::conv2d(path / "conv1", channels, channels, 3, config),
-            conv2: nn::conv2d(path / "conv2", channels, channels, 3, config),
+            conv1: init::conv2d(path / "conv1", channels, channels, 3, config),
+            conv2: init::conv2d(path / "conv2", channels, channels, 3, config),
             activation,
         }
     }
@@ -128,7 +128,7 @@ impl ConvEncoder {
         let mut stages = Vec::with_capacity(channels.len());
         let mut in_channels = input_shape[0];
         for (i, &out_channels) in channels.iter().enumerate() {
-            let conv = nn::conv2d(
+            let conv = init::conv2d(
                 path / format!("down{i}"),
                 in_channels,
                 out_channels,
@@ -240,7 +240,7 @@ impl ConvDecoder {
             } else {
                 channels[i - 1]
             };
-            let conv = nn::conv_transpose2d(
+            let conv = init::conv_transpose2d(
                 path / format!("up{i}"),
                 channels[i],
                 out_channels,

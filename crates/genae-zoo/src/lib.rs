@@ -4,7 +4,8 @@
 //! [`nn::Path`](tch::nn::Path) into a `VarStore`, and plain methods.
 //!
 //! - building blocks: [`Mlp`] with a configurable [`Activation`], [`ConvEncoder`] /
-//!   [`ConvDecoder`] for 28×28, 32×32 and 64×64 images, [`ResidualBlock`];
+//!   [`ConvDecoder`] for 28×28, 32×32 and 64×64 images, [`ResidualBlock`]; every linear and
+//!   convolution layer is initialised as PyTorch initialises its own ([`init`]), not as tch does;
 //! - encoders: [`GaussianEncoder`] (`x ↦ q(z|x)`, returned as a [`DiagGaussian`]) and
 //!   [`DeterministicEncoder`];
 //! - the [`Decoder`]: `z ↦ p(x|z)` as a [`DecoderDistribution`], for each [`Likelihood`]
@@ -66,6 +67,7 @@ mod classifier;
 mod config;
 mod conv;
 mod error;
+pub mod init;
 mod likelihood;
 mod linear_gaussian;
 mod mlp;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use crate::{Result, ZooError};
+use crate::{init, Result, ZooError};
 
 /// A pointwise nonlinearity between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -87,9 +87,8 @@ impl FromStr for Activation {
 }
 
 /// Linear layers with a nonlinearity after each one (after the last one too when
-/// `activate_last`). Layers are tch's `nn::linear` with its default initialisation: weights
-/// `U(−√(6/in), √(6/in))` (Kaiming-uniform with gain √2, unlike PyTorch's `nn.Linear`, whose
-/// bound is `1/√in`), biases `U(−1/√in, 1/√in)` as in PyTorch.
+/// `activate_last`). Layers are tch's `nn::Linear` initialised as PyTorch's `nn.Linear`
+/// ([`init::linear`]): weights and biases `U(−1/√in, 1/√in)`.
 #[derive(Debug)]
 pub struct Mlp {
     layers: Vec<nn::Linear>,
@@ -123,12 +122,7 @@ impl Mlp {
         let mut layers = Vec::with_capacity(widths.len());
         let mut fan_in = input_dim;
         for (i, &width) in widths.iter().enumerate() {
-            layers.push(nn::linear(
-                path / format!("layer{i}"),
-                fan_in,
-                width,
-                Default::default(),
-            ));
+            layers.push(init::linear(path / format!("layer{i}"), fan_in, width));
             fan_in = width;
         }
         Ok(Self {

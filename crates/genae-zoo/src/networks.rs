@@ -4,8 +4,8 @@ use genae_tensor::DiagGaussian;
 use tch::{nn, nn::Module, Tensor};
 
 use crate::{
-    Activation, Architecture, ConvDecoder, ConvEncoder, DecoderDistribution, GenerativeDecoder,
-    Likelihood, Mlp, Result, VaeConfig, ZooError,
+    init, Activation, Architecture, ConvDecoder, ConvEncoder, DecoderDistribution,
+    GenerativeDecoder, Likelihood, Mlp, Result, VaeConfig, ZooError,
 };
 
 /// Flattens `[N, ...]` to `[N, D]` and checks `D`.
@@ -155,13 +155,8 @@ impl GaussianEncoder {
         let trunk = Trunk::new(&(path / "trunk"), config)?;
         let width = trunk.output_dim();
         Ok(Self {
-            mean: nn::linear(path / "mean", width, config.latent_dim, Default::default()),
-            log_var: nn::linear(
-                path / "log_var",
-                width,
-                config.latent_dim,
-                Default::default(),
-            ),
+            mean: init::linear(path / "mean", width, config.latent_dim),
+            log_var: init::linear(path / "log_var", width, config.latent_dim),
             trunk,
         })
     }
@@ -201,7 +196,7 @@ impl DeterministicEncoder {
         let trunk = Trunk::new(&(path / "trunk"), config)?;
         let width = trunk.output_dim();
         Ok(Self {
-            code: nn::linear(path / "code", width, config.latent_dim, Default::default()),
+            code: init::linear(path / "code", width, config.latent_dim),
             trunk,
         })
     }

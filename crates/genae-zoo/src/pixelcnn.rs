@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::{Result, ZooError};
+use crate::{init, Result, ZooError};
 
 /// Hyper-parameters of [`GatedPixelCnn`]; every field has a default, unknown TOML fields are
 /// rejected.
@@ -105,13 +105,7 @@ struct GatedLayer {
 
 /// A convolution with a rectangular `[kh, kw]` kernel, stride 1, no padding.
 fn rect_conv(path: nn::Path, c_in: i64, c_out: i64, kernel: [i64; 2]) -> nn::Conv2D {
-    nn::conv(
-        path,
-        c_in,
-        c_out,
-        kernel,
-        nn::ConvConfigND::<[i64; 2]>::default(),
-    )
+    init::conv2d_rect(path, c_in, c_out, kernel, Default::default())
 }
 
 impl GatedLayer {
@@ -121,8 +115,8 @@ impl GatedLayer {
         Self {
             vertical: rect_conv(path / "vertical", c, 2 * c, [half + 1, k]),
             horizontal: rect_conv(path / "horizontal", c, 2 * c, [1, hw]),
-            link: nn::conv2d(path / "link", 2 * c, 2 * c, 1, Default::default()),
-            h_out: nn::conv2d(path / "h_out", c, c, 1, Default::default()),
+            link: init::conv2d(path / "link", 2 * c, 2 * c, 1, Default::default()),
+            h_out: init::conv2d(path / "h_out", c, c, 1, Default::default()),
             type_a,
             half,
         }
@@ -209,14 +203,14 @@ impl GatedPixelCnn {
                     GatedLayer::new(&(path / format!("layer{i}")), c, config.kernel_size, i == 0)
                 })
                 .collect(),
-            out1: nn::conv2d(
+            out1: init::conv2d(
                 path / "out1",
                 c,
                 config.output_channels,
                 1,
                 Default::default(),
             ),
-            out2: nn::conv2d(
+            out2: init::conv2d(
                 path / "out2",
                 config.output_channels,
                 config.num_codes,

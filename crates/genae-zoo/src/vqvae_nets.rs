@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
-use crate::{Result, ZooError};
+use crate::{init, Result, ZooError};
 
 /// Widths and depth of [`VqEncoder`] and [`VqDecoder`].
 ///
@@ -109,8 +109,8 @@ impl VqResidualBlock {
             ..Default::default()
         };
         Self {
-            conv3: nn::conv2d(path / "conv3", channels, inner, 3, pad1),
-            conv1: nn::conv2d(path / "conv1", inner, channels, 1, Default::default()),
+            conv3: init::conv2d(path / "conv3", channels, inner, 3, pad1),
+            conv1: init::conv2d(path / "conv1", inner, channels, 1, Default::default()),
         }
     }
 }
@@ -180,7 +180,7 @@ impl VqEncoder {
         let down = (0..config.downsamples)
             .map(|i| {
                 let inc = if i == 0 { input_shape[0] } else { hid };
-                nn::conv2d(path / format!("down{i}"), inc, hid, 4, stride2())
+                init::conv2d(path / format!("down{i}"), inc, hid, 4, stride2())
             })
             .collect();
         let pad1 = nn::ConvConfig {
@@ -189,13 +189,13 @@ impl VqEncoder {
         };
         Ok(Self {
             down,
-            conv: nn::conv2d(path / "conv", hid, hid, 3, pad1),
+            conv: init::conv2d(path / "conv", hid, hid, 3, pad1),
             blocks: (0..config.residual_blocks)
                 .map(|j| {
                     VqResidualBlock::new(&(path / format!("res{j}")), hid, config.residual_channels)
                 })
                 .collect(),
-            out: nn::conv2d(path / "out", hid, config.code_dim, 1, Default::default()),
+            out: init::conv2d(path / "out", hid, config.code_dim, 1, Default::default()),
             input_shape,
             grid_shape: [config.code_dim, gh, gw],
         })
@@ -263,7 +263,7 @@ impl VqDecoder {
         let up = (0..n)
             .map(|i| {
                 let outc = if i + 1 == n { output_shape[0] } else { hid };
-                nn::conv_transpose2d(
+                init::conv_transpose2d(
                     path / format!("up{i}"),
                     hid,
                     outc,
@@ -277,7 +277,7 @@ impl VqDecoder {
             })
             .collect();
         Ok(Self {
-            conv: nn::conv2d(path / "conv", config.code_dim, hid, 3, pad1),
+            conv: init::conv2d(path / "conv", config.code_dim, hid, 3, pad1),
             blocks: (0..config.residual_blocks)
                 .map(|j| {
                     VqResidualBlock::new(&(path / format!("res{j}")), hid, config.residual_channels)

@@ -6,7 +6,7 @@ use tch::{nn, Tensor};
 
 use super::AvbConfig;
 use crate::networks::flatten_input;
-use crate::{Activation, Result, ZooError};
+use crate::{init, Activation, Result, ZooError};
 
 /// Where the implicit encoder receives its noise `ε`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,21 +73,12 @@ impl ImplicitEncoder {
         let mut noise_projections = Vec::new();
         let mut fan_in = input_dim + noise_dim;
         for (i, &width) in hidden.iter().enumerate() {
-            layers.push(nn::linear(
-                path / format!("layer{i}"),
-                fan_in,
-                width,
-                Default::default(),
-            ));
+            layers.push(init::linear(path / format!("layer{i}"), fan_in, width));
             if injection == NoiseInjection::InputAndHidden {
-                noise_projections.push(nn::linear(
+                noise_projections.push(init::linear_no_bias(
                     path / format!("noise{i}"),
                     noise_dim,
                     width,
-                    nn::LinearConfig {
-                        bias: false,
-                        ..Default::default()
-                    },
                 ));
             }
             fan_in = width;
@@ -95,7 +86,7 @@ impl ImplicitEncoder {
         Ok(Self {
             layers,
             noise_projections,
-            head: nn::linear(path / "code", fan_in, latent_dim, Default::default()),
+            head: init::linear(path / "code", fan_in, latent_dim),
             activation,
             input_dim,
             noise_dim,
