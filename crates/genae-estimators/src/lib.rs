@@ -53,6 +53,7 @@ mod divergence;
 mod dvae;
 mod elbo;
 mod error;
+pub mod gmm;
 mod iwae;
 mod latent_integrals;
 mod objective;

@@ -76,6 +76,54 @@ pub(crate) fn save_model_files(files: &[StoreFile], run_dir: &RunDir) -> Result<
     Ok(())
 }
 
+/// Loads each [`StoreFile`] (e.g. `model.safetensors`) into its stores: every variable must
+/// be in the file with its shape, and the file must hold nothing else (a run of another kind
+/// or shape is refused, naming the first mismatch).
+pub(crate) fn load_model_files(files: &[StoreFile], run_dir: &RunDir) -> Result<(), LabError> {
+    for file in files {
+        let path = run_dir.file(file.file);
+        let bad = |reason: String| LabError::Run {
+            path: path.clone(),
+            reason,
+        };
+        let mut saved: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
+            .map_err(|e| bad(format!("unreadable, not a complete safetensors file ({e})")))?
+            .into_iter()
+            .collect();
+        tch::no_grad(|| -> Result<(), LabError> {
+            for (store, vs) in &file.stores {
+                for (var, mut t) in vs.variables() {
+                    let key = match *store {
+                        "" => var,
+                        store => format!("{store}.{var}"),
+                    };
+                    let value = saved.remove(&key).ok_or_else(|| {
+                        bad(format!(
+                            "has no tensor `{key}` that the config's model needs (a run of                              another model kind or configuration?)"
+                        ))
+                    })?;
+                    if value.size() != t.size() {
+                        return Err(bad(format!(
+                            "`{key}` has shape {:?}, the config's model {:?}",
+                            value.size(),
+                            t.size()
+                        )));
+                    }
+                    t.f_copy_(&value)?;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(extra) = saved.keys().next() {
+            return Err(bad(format!(
+                "holds `{extra}` (and {} more) that the config's model does not have (a run of                  another model kind or configuration?)",
+                saved.len() - 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn param_key(file: &str, store: &str, var: &str) -> String {
     format!("param/{file}/{store}/{var}")
 }

@@ -42,6 +42,12 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         .rotate_left(17)
 }
 
+/// The seed of the `L_k` estimate after epoch `epoch` (epoch 0: the final one), so that a
+/// later `genae evaluate` with the same settings repeats the training-time number.
+pub(crate) fn likelihood_seed(seed: u64, epoch: usize) -> u64 {
+    epoch_seed(seed, epoch) ^ 0x5EED
+}
+
 /// The run's device (`device`, or `GENAE_DEVICE`), with libtorch's threads set from
 /// `threads`.
 pub(crate) fn run_device(config: &ValidConfig) -> Result<Device, LabError> {

@@ -94,29 +94,39 @@ impl PreparedData {
 
 /// Seed streams kept apart so that the draws of one split never depend on another's size.
 const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
-const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
+pub(crate) const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
 
 /// The configured data set as stored (grey levels, before binarisation and the validation
 /// hold-out), truncated to `data.train_size` / `data.test_size`.
 pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, LabError> {
     let d = &config.file().data;
-    Ok(if d.dataset == SHAPES {
+    let (train_size, test_size) = (d.train_limit(), d.test_limit());
+    Ok(if let Some(path) = &d.path {
+        let mut dataset = registry::load_path(path)?;
+        if train_size > 0 {
+            dataset.train.truncate(train_size);
+        }
+        if test_size > 0 {
+            dataset.test.truncate(test_size);
+        }
+        dataset
+    } else if d.dataset == SHAPES {
         let spec = ShapesSpec {
             image_size: d.image_size,
             n_scales: d.n_scales,
             n_rotations: d.n_rotations,
             n_positions: d.n_positions,
         };
-        shapes_dataset(&spec, d.train_size, d.test_size, d.seed)?
+        shapes_dataset(&spec, train_size, test_size, d.seed)?
     } else if d.dataset == AVB_TOY {
-        genae_data::avb_toy::avb_toy_dataset(d.train_size, d.test_size, d.seed)?
+        genae_data::avb_toy::avb_toy_dataset(train_size, test_size, d.seed)?
     } else {
         let mut dataset = registry::load(&d.dataset, d.dir.as_deref())?;
-        if d.train_size > 0 {
-            dataset.train.truncate(d.train_size);
+        if train_size > 0 {
+            dataset.train.truncate(train_size);
         }
-        if d.test_size > 0 {
-            dataset.test.truncate(d.test_size);
+        if test_size > 0 {
+            dataset.test.truncate(test_size);
         }
         dataset
     })

@@ -116,6 +116,15 @@ pub enum LabError {
         /// The config key most likely to help (the phase's learning rate).
         hint: &'static str,
     },
+    /// A trained run that cannot be used as asked (`genae sample`, `embed`, … and
+    /// [`crate::TrainedRun`]): a missing or mismatched file, a bad option.
+    #[error("run `{path}`: {reason}")]
+    Run {
+        /// The run directory or the file in it.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A model kind asked for something it cannot do (e.g. `genae` evaluating `L_k` for a
     /// model without an encoder density).
     #[error("model.kind = \"{kind}\": {reason}")]

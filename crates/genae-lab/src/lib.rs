@@ -37,6 +37,7 @@
 
 #[macro_use]
 mod progress;
+mod arrays;
 mod catalog;
 mod checkpoint;
 mod config;
@@ -51,6 +52,7 @@ mod plots;
 mod report;
 mod run_dir;
 mod summary;
+mod trained;
 mod trainer;
 
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
@@ -77,6 +79,11 @@ pub use metrics::{Entry, EpochLine, Record};
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
 pub use summary::{PhaseSummary, RunSummary, TrainTotals};
+pub use trained::ops::{
+    CovarianceKind, EvaluateOptions, EvaluationRecord, FrechetSummary, InterpolateOptions,
+    ReconstructionRecord, SampleOptions, Sampler, Samples,
+};
+pub use trained::{DataSource, SourceImages, TrainedRun};
 pub use trainer::{resume_experiment, run_experiment};
 
 /// libtorch's generator is global: unit tests of this crate that seed it take turns.

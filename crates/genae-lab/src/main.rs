@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use genae_lab::{
     classifier_for_config, describe, load_shipped, resume_experiment, run_experiment,
-    shipped_config, write_report_for, ValidConfig, SHIPPED_CONFIGS,
+    shipped_config, write_report_for, CovarianceKind, DataSource, EvaluateOptions,
+    InterpolateOptions, SampleOptions, Sampler, TrainedRun, ValidConfig, SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
 
@@ -64,6 +65,116 @@ enum Command {
     Classifier {
         #[command(subcommand)]
         command: ClassifierCommand,
+    },
+    /// Draw images from a trained run: `samples/<sampler>-<UTC>/` with `samples.png`,
+    /// `samples.safetensors` and `sampling.json`.
+    Sample {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Images to draw.
+        #[arg(long, default_value_t = 64)]
+        n: i64,
+        /// `prior`, `gmm` (a Gaussian mixture fitted to the training codes) or `chain`
+        /// (Markov chains from prior draws).
+        #[arg(long, default_value = "prior")]
+        sampler: String,
+        /// Mixture components of the `gmm` sampler.
+        #[arg(long, default_value_t = 10)]
+        components: usize,
+        /// Covariances of the `gmm` sampler: `full` or `diagonal`.
+        #[arg(long, default_value = "full")]
+        covariance: String,
+        /// Transitions of the `chain` sampler.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Seed of every draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Override a value of the run's config (`device=cpu`, …; repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Write the posterior means (log-variances where the encoder has them, code grids for a
+    /// VQ-VAE) and labels of a split or a data file to `.npy`, `.npz` or `.safetensors`.
+    Embed {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// `train`, `validation`, `test`, or a file or folder of images.
+        #[arg(long, default_value = "test")]
+        data: String,
+        /// The output file (`.npy`: one file per array, `<stem>_<name>.npy` beside it).
+        #[arg(long)]
+        out: PathBuf,
+        /// Override a value of the run's config (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Reconstruct a split or a data file: `reconstructions/<data>-<UTC>/` with a picture and
+    /// `reconstruction.json` (MSE and the model's own metrics).
+    Reconstruct {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// `train`, `validation`, `test`, or a file or folder of images.
+        #[arg(long, default_value = "test")]
+        data: String,
+        /// Images shown in the picture.
+        #[arg(long, default_value_t = 16)]
+        n: i64,
+        /// Override a value of the run's config (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Re-run the evaluations of a trained run with new settings:
+    /// `evaluations/evaluation-<UTC>.json`.
+    Evaluate {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Importance samples of `L_k` (default: the run's `eval.log_likelihood_k`; 0: skip).
+        #[arg(long)]
+        k: Option<i64>,
+        /// Test images of `L_k` (default: the run's; 0: all).
+        #[arg(long)]
+        images: Option<usize>,
+        /// Fréchet distances of prior, GMM and chain samples to the test images (features of
+        /// the data set's classifier, trained and cached on first use).
+        #[arg(long)]
+        frechet: bool,
+        /// Samples per Fréchet distance.
+        #[arg(long, default_value_t = 2000)]
+        frechet_samples: i64,
+        /// Components of the GMM measured by `--frechet` (0: none).
+        #[arg(long, default_value_t = 10)]
+        gmm_components: usize,
+        /// Chain steps measured by `--frechet` (comma-separated; empty: none).
+        #[arg(long, default_value = "5", value_delimiter = ',')]
+        chain_steps: Vec<usize>,
+        /// The run's full `[chain]` evaluation (pictures into `evaluations/<name>/`).
+        #[arg(long)]
+        chain: bool,
+        /// Seed of the sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Override a value of the run's config (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Decoded paths between pairs of test codes: linear, spherical and (with `--refine`)
+    /// chain-refined, in `interpolations/pairs-<UTC>/`.
+    Interpolate {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Pairs of test images.
+        #[arg(long, default_value_t = 8)]
+        pairs: i64,
+        /// Points along each path.
+        #[arg(long, default_value_t = 10)]
+        points: i64,
+        /// Chain steps refining each point (0: none).
+        #[arg(long, default_value_t = 0)]
+        refine: usize,
+        /// Override a value of the run's config (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// What libtorch sees from Rust: CUDA, devices, threads.
     Doctor,
@@ -194,6 +305,107 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 s.reference.tau_positive_fraction
             );
             println!("run directory: {}", s.run_dir.display());
+        }
+        Command::Sample {
+            run_dir,
+            n,
+            sampler,
+            components,
+            covariance,
+            steps,
+            seed,
+            overrides,
+        } => {
+            let sampler = match sampler.as_str() {
+                "prior" => Sampler::Prior,
+                "gmm" => Sampler::Gmm {
+                    components,
+                    covariance: match covariance.as_str() {
+                        "full" => CovarianceKind::Full,
+                        "diagonal" | "diag" => CovarianceKind::Diagonal,
+                        other => {
+                            anyhow::bail!("--covariance {other}: expected `full` or `diagonal`")
+                        }
+                    },
+                },
+                "chain" => Sampler::Chain { steps },
+                other => anyhow::bail!("--sampler {other}: expected `prior`, `gmm` or `chain`"),
+            };
+            let run = TrainedRun::open_with(&run_dir, &overrides)?;
+            let dir = run.write_samples(&SampleOptions { n, sampler, seed })?;
+            println!("samples: {}", dir.display());
+        }
+        Command::Embed {
+            run_dir,
+            data,
+            out,
+            overrides,
+        } => {
+            let run = TrainedRun::open_with(&run_dir, &overrides)?;
+            let source: DataSource = data.parse()?;
+            for file in run.write_embedding(&source, &out)? {
+                println!("wrote {}", file.display());
+            }
+        }
+        Command::Reconstruct {
+            run_dir,
+            data,
+            n,
+            overrides,
+        } => {
+            let run = TrainedRun::open_with(&run_dir, &overrides)?;
+            let (dir, record) = run.write_reconstructions(&data.parse()?, n)?;
+            println!(
+                "{} images: MSE {:.5}{}",
+                record.images,
+                record.mse,
+                match record.metrics.number("elbo") {
+                    Some(elbo) => format!(", ELBO {elbo:.3} nats"),
+                    None => String::new(),
+                }
+            );
+            println!("reconstructions: {}", dir.display());
+        }
+        Command::Evaluate {
+            run_dir,
+            k,
+            images,
+            frechet,
+            frechet_samples,
+            gmm_components,
+            chain_steps,
+            chain,
+            seed,
+            overrides,
+        } => {
+            let run = TrainedRun::open_with(&run_dir, &overrides)?;
+            let (file, record) = run.evaluate(&EvaluateOptions {
+                k,
+                images,
+                frechet,
+                frechet_samples,
+                gmm_components,
+                chain_steps,
+                chain,
+                seed,
+            })?;
+            println!("test {}", record.test.brief(6));
+            println!("evaluation: {}", file.display());
+        }
+        Command::Interpolate {
+            run_dir,
+            pairs,
+            points,
+            refine,
+            overrides,
+        } => {
+            let run = TrainedRun::open_with(&run_dir, &overrides)?;
+            let dir = run.write_interpolations(&InterpolateOptions {
+                pairs,
+                points,
+                refine,
+            })?;
+            println!("interpolations: {}", dir.display());
         }
         Command::Check { config, overrides } => {
             print!("{}", load_config(&config, &overrides)?.to_toml());

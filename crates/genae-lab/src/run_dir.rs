@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::LabError;
 
 /// A fresh directory `<output_dir>/<name>-<UTC timestamp>` holding one run's files.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RunDir {
     path: PathBuf,
 }
@@ -47,6 +47,11 @@ impl RunDir {
             )),
             Err(e) => Err(LabError::io("opening run directory", path, e)),
         }
+    }
+
+    /// Whether the directory holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        fs::read_dir(&self.path).is_ok_and(|mut entries| entries.next().is_none())
     }
 
     /// Whether the directory holds nothing but `config.toml` (a run that failed before its

@@ -25,7 +25,7 @@ use crate::checkpoint::{
 };
 use crate::config::Phase;
 use crate::config::ValidConfig;
-use crate::context::{epoch_seed, run_device};
+use crate::context::{epoch_seed, likelihood_seed, run_device};
 use crate::data::{prepare_data, DeviceSplit, PreparedData};
 use crate::error::LabError;
 use crate::eval::{chains, likelihood, pictures};
@@ -324,7 +324,7 @@ impl Loop<'_> {
         let Some(eval) = self.config.log_likelihood() else {
             return Ok(None);
         };
-        tch::manual_seed(epoch_seed(self.config.file().seed, epoch) as i64 ^ 0x5EED);
+        tch::manual_seed(likelihood_seed(self.config.file().seed, epoch) as i64);
         let Some(ll) = model.log_likelihood(&self.run, eval)? else {
             return Ok(None);
         };
@@ -346,12 +346,18 @@ impl Loop<'_> {
         let config = self.config;
         let f = config.file();
         let run = &self.run;
-        tch::manual_seed(epoch_seed(f.seed, 0) as i64);
         save_model_files(&model.state().files, run.run_dir)?;
         let mut out = FinalResults {
             test: std::mem::take(&mut self.last_test),
             ..Default::default()
         };
+        if let Some(eval) = config.log_likelihood() {
+            tch::manual_seed(likelihood_seed(f.seed, 0) as i64);
+            if let Some(ll) = model.log_likelihood(run, eval)? {
+                out.log_likelihood(&ll, model.likelihood_proposal());
+            }
+        }
+        tch::manual_seed(epoch_seed(f.seed, 0) as i64);
         if let Some(ae) = model.autoencoder() {
             pictures::write_reconstructions_and_samples(ae, run)?;
             pictures::write_interpolations(ae, run)?;

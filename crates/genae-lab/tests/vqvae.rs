@@ -28,7 +28,7 @@ fn test_images(config: &ValidConfig) -> Tensor {
         n_rotations: d.n_rotations,
         n_positions: d.n_positions,
     };
-    let set = shapes_dataset(&spec, d.train_size, d.test_size, d.seed)
+    let set = shapes_dataset(&spec, d.train_limit(), d.test_limit(), d.seed)
         .unwrap()
         .test;
     let n = set.labels.len() as i64;

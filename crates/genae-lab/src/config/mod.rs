@@ -141,8 +141,14 @@ pub struct ConfigFile {
 #[serde(default, deny_unknown_fields)]
 pub struct DataSection {
     /// `shapes` (generated, the default), `avb-toy` (built in) or a registry name
-    /// (`fashion-mnist`, `mnist`, …; see `genae dataset list`).
+    /// (`fashion-mnist`, `mnist`, …; see `genae dataset list`). Not with `path`.
     pub dataset: String,
+    /// The user's own data: a file or folder in any format `genae dataset info` reads (IDX
+    /// files, CIFAR batches, an image folder, `.npy` / `.npz` arrays, a safetensors file),
+    /// with an optional manifest beside it. Relative paths are relative to the working
+    /// directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
     /// Folder to look in first for a registry data set (before `GENAE_DATA_DIR`,
     /// `/usr/share/datasets/<name>` and the user cache).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,10 +161,13 @@ pub struct DataSection {
     /// Seed of the shapes generator, the binarisation draws, the validation split and the batch
     /// order (kept apart from `seed` so models can be compared on the same data).
     pub seed: u64,
-    /// Shapes: training examples. Registry data sets: at most this many (0: all).
-    pub train_size: usize,
-    /// Shapes: test examples. Registry data sets: at most this many (0: all).
-    pub test_size: usize,
+    /// Shapes: training examples (default 40 000). Other data: at most this many (default 0:
+    /// all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_size: Option<usize>,
+    /// Shapes: test examples (default 2 000). Other data: at most this many (default 0: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_size: Option<usize>,
     /// Shapes: image side in pixels.
     pub image_size: usize,
     /// Shapes: number of scale values.
@@ -299,16 +308,51 @@ impl Default for ConfigFile {
     }
 }
 
+impl DataSection {
+    /// Whether the data are built in (shapes or the AVB toy), not read from files.
+    pub fn is_builtin(&self) -> bool {
+        self.path.is_none() && (self.dataset == SHAPES || self.dataset == AVB_TOY)
+    }
+
+    /// `train_size` with its default filled in (0: all).
+    pub fn train_limit(&self) -> usize {
+        self.train_size.unwrap_or(if self.is_builtin() {
+            genae_data::DEFAULT_N_TRAIN
+        } else {
+            0
+        })
+    }
+
+    /// `test_size` with its default filled in (0: all).
+    pub fn test_limit(&self) -> usize {
+        self.test_size.unwrap_or(if self.is_builtin() {
+            genae_data::DEFAULT_N_TEST
+        } else {
+            0
+        })
+    }
+
+    /// What the data are called in a run's header and summary: the registry name, or the
+    /// path.
+    pub fn source_name(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => self.dataset.clone(),
+        }
+    }
+}
+
 impl Default for DataSection {
     fn default() -> Self {
         Self {
             dataset: SHAPES.into(),
             dir: None,
+            path: None,
             binarize: Binarization::None,
             validation_size: 0,
             seed: 0,
-            train_size: genae_data::DEFAULT_N_TRAIN,
-            test_size: genae_data::DEFAULT_N_TEST,
+            train_size: None,
+            test_size: None,
             image_size: 32,
             n_scales: 6,
             n_rotations: 40,

@@ -262,6 +262,8 @@ impl ConfigFile {
     /// Checks ranges, cross-field constraints and which keys the kind reads, naming the first
     /// bad field; fills in the defaults of the keys the kind reads.
     pub fn validate(mut self) -> Result<ValidConfig> {
+        self.data.train_size = Some(self.data.train_limit());
+        self.data.test_size = Some(self.data.test_limit());
         let name_ok = !self.name.is_empty()
             && self
                 .name
@@ -311,8 +313,18 @@ impl ConfigFile {
     /// `[data]`; returns whether the data set is built in (shapes or the AVB toy).
     fn validate_data(&self) -> Result<bool> {
         let d = &self.data;
-        let builtin = d.dataset == SHAPES || d.dataset == AVB_TOY;
-        if !builtin {
+        let builtin = d.is_builtin();
+        if d.path.is_some() {
+            check(d.dataset == SHAPES, "data.dataset", || {
+                format!(
+                    "give either data.dataset (`{}`) or data.path, not both",
+                    d.dataset
+                )
+            })?;
+            check(d.dir.is_none(), "data.dir", || {
+                "is where registry data sets are looked for; with data.path, remove it".into()
+            })?;
+        } else if !builtin {
             let known = genae_data::registry::manifests().map_err(|e| ConfigError::Invalid {
                 field: "data.dataset",
                 reason: e.to_string(),
@@ -329,19 +341,20 @@ impl ConfigFile {
                 },
             )?;
         }
-        check(!builtin || d.train_size >= 1, "data.train_size", || {
-            format!("must be at least 1 for {}, got {}", d.dataset, d.train_size)
+        let (train_size, test_size) = (d.train_limit(), d.test_limit());
+        check(!builtin || train_size >= 1, "data.train_size", || {
+            format!("must be at least 1 for {}, got {train_size}", d.dataset)
         })?;
-        check(!builtin || d.test_size >= 1, "data.test_size", || {
-            format!("must be at least 1 for {}, got {}", d.dataset, d.test_size)
+        check(!builtin || test_size >= 1, "data.test_size", || {
+            format!("must be at least 1 for {}, got {test_size}", d.dataset)
         })?;
         check(
-            d.train_size == 0 || d.validation_size < d.train_size,
+            train_size == 0 || d.validation_size < train_size,
             "data.validation_size",
             || {
                 format!(
-                    "must be smaller than data.train_size ({}), got {}",
-                    d.train_size, d.validation_size
+                    "must be smaller than data.train_size ({train_size}), got {}",
+                    d.validation_size
                 )
             },
         )?;
@@ -365,18 +378,19 @@ impl ConfigFile {
         check(t.epochs >= 1, "train.epochs", || {
             format!("must be at least 1, got {}", t.epochs)
         })?;
-        let max_batch = if d.train_size == 0 {
+        let train_size = d.train_limit();
+        let max_batch = if train_size == 0 {
             usize::MAX
         } else {
-            d.train_size
+            train_size
         };
         check(
             (1..=max_batch).contains(&t.batch_size),
             "train.batch_size",
             || {
                 format!(
-                    "must be in 1..=data.train_size ({}), got {}",
-                    d.train_size, t.batch_size
+                    "must be in 1..=data.train_size ({train_size}), got {}",
+                    t.batch_size
                 )
             },
         )?;
@@ -667,7 +681,7 @@ impl ConfigFile {
         check((1..=1024).contains(&e.samples), "eval.samples", || {
             format!("must be in 1..=1024, got {}", e.samples)
         })?;
-        let test_size = self.data.test_size;
+        let test_size = self.data.test_limit();
         let max_reconstructions = if test_size == 0 {
             256
         } else {

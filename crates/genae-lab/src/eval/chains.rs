@@ -174,7 +174,7 @@ pub fn evaluate_chains(
     let (mut frechet, mut latent_mmd, mut class_tv) = (Vec::new(), Vec::new(), Vec::new());
     let mut strips = Vec::new();
     for &step in &checkpoints {
-        let segment = markov_chain(section, step - at);
+        let segment = configured_chain(section, step - at);
         let out = segment.run(model, &z)?;
         z = out.codes;
         at = step;
@@ -213,7 +213,7 @@ pub fn evaluate_chains(
     }
     let pairs = (section.interpolations as i64).min(n_test / 2);
     if pairs > 0 {
-        let refined = markov_chain(section, section.interpolation_steps).interpolate(
+        let refined = configured_chain(section, section.interpolation_steps).interpolate(
             model,
             &test_x.narrow(0, 0, pairs),
             &test_x.narrow(0, pairs, pairs),
@@ -269,7 +269,7 @@ pub fn evaluate_chains(
 }
 
 /// The configured chain with `steps` transitions (and the corruption, if any).
-fn markov_chain(section: &ChainSection, steps: usize) -> MarkovChain<'_> {
+pub(crate) fn configured_chain(section: &ChainSection, steps: usize) -> MarkovChain<'_> {
     let chain = MarkovChain::new(MarkovChainConfig {
         steps,
         decode: section.decode,
@@ -289,7 +289,11 @@ fn markov_chain(section: &ChainSection, steps: usize) -> MarkovChain<'_> {
 }
 
 /// Classifier features `[N, F]` of images `[N, …]`, in batches, without gradient.
-fn features(classifier: &Classifier, x: &Tensor, batch: i64) -> Result<Tensor, LabError> {
+pub(crate) fn features(
+    classifier: &Classifier,
+    x: &Tensor,
+    batch: i64,
+) -> Result<Tensor, LabError> {
     batched(x, batch, |chunk| Ok(classifier.features(chunk)?))
 }
 

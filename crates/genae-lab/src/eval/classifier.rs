@@ -43,9 +43,9 @@ impl CacheKey {
         let f = config.file();
         let d = &f.data;
         Self {
-            dataset: d.dataset.clone(),
-            train_size: d.train_size,
-            test_size: d.test_size,
+            dataset: d.source_name(),
+            train_size: d.train_limit(),
+            test_size: d.test_limit(),
             shapes: (d.dataset == SHAPES).then_some([
                 d.seed,
                 d.image_size as u64,
@@ -98,11 +98,13 @@ pub struct CachedClassifier {
 /// `<output_dir>/classifiers/<dataset>-<hash>`.
 pub fn classifier_cache_dir(config: &ValidConfig) -> PathBuf {
     let key = CacheKey::of(config);
-    config
-        .file()
-        .output_dir
-        .join("classifiers")
-        .join(format!("{}-{}", key.dataset, key.hash()))
+    config.file().output_dir.join("classifiers").join(format!(
+        "{}-{}",
+        key.dataset
+            .trim_start_matches('/')
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+        key.hash()
+    ))
 }
 
 /// The classifier of `config`'s `[chain.classifier]` on `data` (the configured data set as

@@ -235,17 +235,16 @@ impl Trainable for AvbKind {
         Ok(Some(ll))
     }
 
+    fn likelihood_proposal(&self) -> &'static str {
+        "proposal: the moment-matched Gaussian of q(z|x)"
+    }
+
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
         Some(&self.avb)
     }
 
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
         let exact = exact_evaluation(&self.avb.decoder, &self.avb, run)?;
-        if let Some(eval) = run.config.log_likelihood() {
-            if let Some(ll) = self.log_likelihood(run, eval)? {
-                out.log_likelihood(&ll, "proposal: the moment-matched Gaussian of q(z|x)");
-            }
-        }
         let ais = if self.section.ais_steps > 0 {
             let ais = self.estimate_ais(run)?;
             out.notes.push(format!(

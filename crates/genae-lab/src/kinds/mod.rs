@@ -181,15 +181,50 @@ pub(crate) trait Trainable {
     /// Metrics of the model on a split after an epoch, by name.
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError>;
 
-    /// The importance-sampled `L_k` on the first test images, for kinds that have it.
+    /// The importance-sampled `L_k` on the first test images, for kinds that have it (the
+    /// trainer seeds libtorch's generator before calling it, so the estimate repeats).
     fn log_likelihood(&self, _run: &RunContext, _eval: LikelihoodEval) -> Estimate {
         Ok(None)
+    }
+
+    /// What the importance samples of [`Trainable::log_likelihood`] are drawn from.
+    fn likelihood_proposal(&self) -> &'static str {
+        "proposal q(z|x)"
     }
 
     /// The model as an encoder–decoder with a prior, for the shared pictures, reconstruction
     /// error and Markov chains (`None`: the kind draws its own pictures).
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
         None
+    }
+
+    /// `n` images `[n, C, H, W]` (decoder means in `[0, 1]`) from the kind's own generative
+    /// path, seeded by `seed`, for kinds without an encoder–decoder view (the VQ-VAE's
+    /// PixelCNN); `None`: the kind samples through [`Trainable::autoencoder`].
+    fn sample_images(
+        &self,
+        _n: i64,
+        _seed: u64,
+        _run: &RunContext,
+    ) -> Result<Option<Tensor>, LabError> {
+        Ok(None)
+    }
+
+    /// Reconstructions `[N, C, H, W]` of `x` (`[N, C·H·W]`) for kinds without an
+    /// encoder–decoder view; `None`: through [`Trainable::autoencoder`].
+    fn reconstruct(&self, _x: &Tensor) -> Result<Option<Tensor>, LabError> {
+        Ok(None)
+    }
+
+    /// What `genae embed` writes for `x` (`[N, C·H·W]`), by name: the posterior mean `mean`
+    /// `[N, d]` (by default through [`Trainable::autoencoder`]), and where the kind has them
+    /// `log_var` (a diagonal Gaussian posterior's log-variances) or `codes` (discrete code
+    /// grids). Empty: the kind has no embedding.
+    fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
+        match self.autoencoder() {
+            Some(ae) => Ok(vec![("mean", tch::no_grad(|| ae.encode_mean(x))?)]),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Prior draws `[n, d]` drawn in grey behind the codes of `latents.png` (labelled draws

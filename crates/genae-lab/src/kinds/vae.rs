@@ -3,7 +3,7 @@
 
 use genae_estimators::{active_units, dvae_bound, elbo, KlWarmup, Objective};
 use genae_zoo::{GenerativeAutoencoder, Vae};
-use tch::nn;
+use tch::{nn, Tensor};
 
 use super::{Estimate, Evaluation, FinalResults, RunContext, State, Step, Trainable};
 use crate::config::{LikelihoodEval, NetworkSpec};
@@ -94,6 +94,14 @@ impl Trainable for VaeKind {
         Ok(Some(encoder_log_likelihood(&self.vae, run, eval)?))
     }
 
+    fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
+        let q = tch::no_grad(|| self.vae.encoder.encode(x))?;
+        Ok(vec![
+            ("mean", q.mean().shallow_clone()),
+            ("log_var", q.log_var().shallow_clone()),
+        ])
+    }
+
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
         Some(&self.vae)
     }
@@ -101,10 +109,6 @@ impl Trainable for VaeKind {
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
         let exact = exact_evaluation(&self.vae.decoder, &self.vae, run)?;
         let au = active_units(&self.vae, &run.test.x, run.eval_batch(), 0.01)?;
-        if let Some(eval) = run.config.log_likelihood() {
-            let ll = encoder_log_likelihood(&self.vae, run, eval)?;
-            out.log_likelihood(&ll, "proposal q(z|x)");
-        }
         out.test.insert("active_units", au.count);
         out.notes
             .push(format!("{} active units (Cov > 0.01)", au.count));

@@ -260,6 +260,37 @@ impl Trainable for VqVaeKind {
             .with("codes_used", used))
     }
 
+    fn sample_images(
+        &self,
+        n: i64,
+        seed: u64,
+        run: &RunContext,
+    ) -> Result<Option<Tensor>, LabError> {
+        let grids = self
+            .prior
+            .sample(n, self.model.grid_shape(), seed, run.device)?;
+        Ok(Some(
+            tch::no_grad(|| self.model.decode_codes(&grids))?.clamp(0.0, 1.0),
+        ))
+    }
+
+    fn reconstruct(&self, x: &Tensor) -> Result<Option<Tensor>, LabError> {
+        let [c, h, w] = self.model.image_shape();
+        let x = x.f_view([-1, c, h, w])?;
+        Ok(Some(
+            tch::no_grad(|| self.model.reconstruct(&x))?.clamp(0.0, 1.0),
+        ))
+    }
+
+    fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
+        let mut parts = Vec::new();
+        for (start, len) in crate::data::batch_ranges(x.size()[0], 256) {
+            let chunk = x.f_narrow(0, start, len)?;
+            parts.push(tch::no_grad(|| self.model.encode_codes(&chunk))?);
+        }
+        Ok(vec![("codes", Tensor::f_cat(&parts, 0)?)])
+    }
+
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
         let input_dim = run.input_dim() as f64;
         let batch = run.eval_batch();

@@ -126,16 +126,26 @@ impl Trainable for WaeKind {
         Ok(Some(encoder_log_likelihood(&self.wae, run, eval)?))
     }
 
+    fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
+        Ok(match &self.wae.encoder {
+            genae_zoo::AaeEncoder::Gaussian(encoder) => {
+                let q = tch::no_grad(|| encoder.encode(x))?;
+                vec![
+                    ("mean", q.mean().shallow_clone()),
+                    ("log_var", q.log_var().shallow_clone()),
+                ]
+            }
+            genae_zoo::AaeEncoder::Deterministic(_) => {
+                vec![("mean", tch::no_grad(|| self.wae.encoder.code_mean(x))?)]
+            }
+        })
+    }
+
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
         Some(&self.wae)
     }
 
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
-        if let Some(eval) = run.config.log_likelihood() {
-            if let Some(ll) = self.log_likelihood(run, eval)? {
-                out.log_likelihood(&ll, "proposal q(z|x)");
-            }
-        }
         let Some(n) = prior_fit_points(run) else {
             return Ok(());
         };

@@ -1,0 +1,419 @@
+//! Trained runs used again ([`TrainedRun`] and the `genae sample / embed / reconstruct /
+//! evaluate / interpolate` commands): the numbers repeat the training-time ones, the files
+//! hold what the model computes, and bad input is an error (exit ≠ 0), never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use genae_lab::{
+    load_shipped, run_experiment, DataSource, EvaluateOptions, InterpolateOptions, SampleOptions,
+    Sampler, TrainedRun,
+};
+use ndarray::{ArrayD, Ix2};
+use ndarray_npy::{NpzReader, ReadNpyExt, WriteNpyExt};
+use tch::{Kind, Tensor};
+
+use common::{config_in, summary, torch_rng_lock};
+
+const TINY_VAE: &str = r#"
+    name = "tiny-vae"
+    device = "cpu"
+    threads = 1
+    [data]
+    train_size = 300
+    test_size = 60
+    image_size = 16
+    n_positions = 6
+    [model]
+    latent_dim = 3
+    hidden = [32]
+    [train]
+    epochs = 2
+    batch_size = 50
+    learning_rate = 3e-3
+    [eval]
+    batch_size = 25
+    samples = 4
+    reconstructions = 2
+    interpolations = 0
+    latent_points = 0
+    log_likelihood_k = 30
+    log_likelihood_images = 12
+"#;
+
+const TINY_AAE: &str = r#"
+    name = "tiny-aae"
+    device = "cpu"
+    threads = 1
+    [data]
+    train_size = 200
+    test_size = 40
+    image_size = 16
+    n_positions = 6
+    [model]
+    kind = "aae"
+    latent_dim = 2
+    hidden = [32]
+    [aae]
+    discriminator_hidden = [16]
+    [train]
+    epochs = 1
+    batch_size = 50
+    [eval]
+    batch_size = 20
+    samples = 4
+    reconstructions = 2
+    interpolations = 0
+    latent_points = 0
+"#;
+
+fn train(text: &str, out: &Path) -> PathBuf {
+    let config = config_in(text, "tiny.toml", out, &[]);
+    run_experiment(&config).unwrap().run_dir
+}
+
+fn genae(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_genae"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn tensor_of(a: ArrayD<f32>) -> Tensor {
+    let shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(a.as_slice().unwrap()).view(shape.as_slice())
+}
+
+#[test]
+fn evaluate_repeats_the_training_time_log_likelihood_and_sampling_repeats_for_a_seed() {
+    let _lock = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let dir = train(TINY_VAE, out.path());
+    let trained = summary(&dir)["test"]["log_likelihood"]["value"]
+        .as_f64()
+        .unwrap();
+    let run = TrainedRun::open(&dir).unwrap();
+    let (file, record) = run.evaluate(&EvaluateOptions::default()).unwrap();
+    let again = record.test.number_at("log_likelihood.value").unwrap();
+    assert_eq!(again, trained, "same settings and seed: the same L_k");
+    assert!(file.starts_with(dir.join("evaluations")) && file.is_file());
+    // A larger k is a different (finite) estimate, and L_k ≥ ELBO holds on average here.
+    let (_, bigger) = run
+        .evaluate(&EvaluateOptions {
+            k: Some(200),
+            ..Default::default()
+        })
+        .unwrap();
+    let l200 = bigger.test.number_at("log_likelihood.value").unwrap();
+    assert!(l200.is_finite() && l200 != trained);
+    assert_eq!(
+        bigger.test.number_at("log_likelihood.k").unwrap() as i64,
+        200
+    );
+
+    // Samples: the same seed gives the same images; the codes decode to them.
+    let options = SampleOptions {
+        n: 6,
+        sampler: Sampler::Prior,
+        seed: 7,
+    };
+    let a = run.sample(&options).unwrap();
+    let b = run.sample(&options).unwrap();
+    assert_eq!(a.images.size(), [6, 1, 16, 16]);
+    assert!(a.images.equal(&b.images));
+    let ae = run.autoencoder().unwrap();
+    let decoded = ae.decode_mean(a.codes.as_ref().unwrap()).unwrap();
+    assert!(decoded
+        .view([6, 1, 16, 16])
+        .allclose(&a.images, 1e-6, 1e-6, false));
+    let c = run
+        .sample(&SampleOptions {
+            seed: 8,
+            ..options.clone()
+        })
+        .unwrap();
+    assert!(!a.images.equal(&c.images));
+    // Chains move the prior draws.
+    let chained = run
+        .sample(&SampleOptions {
+            sampler: Sampler::Chain { steps: 3 },
+            ..options.clone()
+        })
+        .unwrap();
+    assert_eq!(chained.images.size(), [6, 1, 16, 16]);
+    let folder = run.write_samples(&options).unwrap();
+    for f in ["samples.png", "samples.safetensors", "sampling.json"] {
+        assert!(folder.join(f).is_file(), "{f}");
+    }
+    let saved: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(folder.join("samples.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(saved["images"].equal(&a.images));
+    // The training files are untouched by all of this.
+    assert_eq!(summary(&dir)["test"]["log_likelihood"]["value"], trained);
+}
+
+#[test]
+fn embeddings_are_the_posterior_means_in_every_file_format() {
+    let _lock = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let dir = train(TINY_VAE, out.path());
+    let run = TrainedRun::open(&dir).unwrap();
+    let test = run.images(&DataSource::Test).unwrap();
+    let ae = run.autoencoder().unwrap();
+    let mean = tch::no_grad(|| ae.encode_mean(&test.x)).unwrap();
+
+    let npz = out.path().join("emb.npz");
+    run.write_embedding(&DataSource::Test, &npz).unwrap();
+    let mut reader = NpzReader::new(std::fs::File::open(&npz).unwrap()).unwrap();
+    let mut names = reader.names().unwrap();
+    names.sort();
+    assert_eq!(names, ["labels.npy", "log_var.npy", "mean.npy"]);
+    let m: ArrayD<f32> = reader.by_name("mean.npy").unwrap();
+    assert_eq!(m.shape(), [60, 3]);
+    assert!(tensor_of(m).allclose(&mean, 1e-6, 1e-6, false));
+    let labels: ndarray::Array1<i64> = reader.by_name("labels.npy").unwrap();
+    let expected: Vec<i64> = Vec::try_from(&test.labels).unwrap();
+    assert_eq!(labels.to_vec(), expected);
+
+    let npy = out.path().join("emb.npy");
+    let written = run.write_embedding(&DataSource::Test, &npy).unwrap();
+    assert_eq!(written.len(), 3);
+    let m = ndarray::Array::<f32, Ix2>::read_npy(std::fs::File::open(&npy).unwrap()).unwrap();
+    assert!(tensor_of(m.into_dyn()).allclose(&mean, 1e-6, 1e-6, false));
+    assert!(out.path().join("emb_log_var.npy").is_file());
+    assert!(out.path().join("emb_labels.npy").is_file());
+
+    let st = out.path().join("emb.safetensors");
+    run.write_embedding(&DataSource::Train, &st).unwrap();
+    let saved: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&st).unwrap().into_iter().collect();
+    assert_eq!(saved["mean"].size(), [300, 3]);
+    assert_eq!(saved["log_var"].size(), [300, 3]);
+
+    // Reconstructions: the MSE is the mean squared error of decoder means at the means.
+    let (folder, record) = run.write_reconstructions(&DataSource::Test, 4).unwrap();
+    let rec = ae.decode_mean(&mean).unwrap();
+    let mse = (rec - &test.x)
+        .square()
+        .mean(Kind::Double)
+        .double_value(&[]);
+    assert!((record.mse - mse).abs() < 1e-9, "{} vs {mse}", record.mse);
+    assert!(record.metrics.number("elbo").unwrap() < 0.0);
+    assert!(folder.join("reconstructions.png").is_file());
+    assert!(folder.join("reconstruction.json").is_file());
+
+    let folder = run
+        .write_interpolations(&InterpolateOptions {
+            pairs: 2,
+            points: 5,
+            refine: 2,
+        })
+        .unwrap();
+    assert!(folder.join("interpolations.png").is_file());
+    assert!(folder.join("interpolations_refined.png").is_file());
+}
+
+#[test]
+fn kinds_say_what_they_cannot_do() {
+    let _lock = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let aae = train(TINY_AAE, out.path());
+    let run = TrainedRun::open(&aae).unwrap();
+    // A deterministic encoder: means only, and no L_k.
+    let named = run.embed(&DataSource::Test).unwrap();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["mean", "labels"]);
+    let err = run
+        .evaluate(&EvaluateOptions {
+            k: Some(10),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("aae") && err.contains("L_k"), "{err}");
+    assert!(
+        !aae.join("evaluations").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "json")),
+        "a failed evaluation leaves no record"
+    );
+
+    // A VQ-VAE samples from its PixelCNN, embeds code grids, and has no GMM or chain.
+    let config = load_shipped(
+        "tiny-vqvae",
+        &[
+            format!("output_dir=\"{}\"", out.path().display()),
+            "vq.epochs=1".into(),
+            "prior.epochs=1".into(),
+        ],
+    )
+    .unwrap();
+    let vq = run_experiment(&config).unwrap().run_dir;
+    let run = TrainedRun::open(&vq).unwrap();
+    let samples = run
+        .sample(&SampleOptions {
+            n: 3,
+            sampler: Sampler::Prior,
+            seed: 1,
+        })
+        .unwrap();
+    assert_eq!(samples.images.size()[0], 3);
+    assert!(samples.codes.is_none());
+    let named = run.embed(&DataSource::Test).unwrap();
+    assert_eq!(named[0].0, "codes");
+    assert_eq!(named[0].1.dim(), 3);
+    let err = run
+        .sample(&SampleOptions {
+            n: 3,
+            sampler: Sampler::Chain { steps: 2 },
+            seed: 1,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vqvae") && err.contains("discrete"), "{err}");
+}
+
+#[test]
+fn bad_input_to_the_run_commands_is_an_error_naming_it() {
+    let _lock = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let vae = train(TINY_VAE, out.path());
+    let aae = train(TINY_AAE, out.path());
+    let v = vae.to_str().unwrap();
+    let p = out.path();
+    // A run directory without weights, and one holding another kind's weights.
+    let bare = p.join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::copy(vae.join("config.toml"), bare.join("config.toml")).unwrap();
+    let mixed = p.join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::copy(vae.join("config.toml"), mixed.join("config.toml")).unwrap();
+    std::fs::copy(
+        aae.join("model.safetensors"),
+        mixed.join("model.safetensors"),
+    )
+    .unwrap();
+    let not_a_run = p.join("empty");
+    std::fs::create_dir(&not_a_run).unwrap();
+    // Images of another shape.
+    let other = p.join("other.npy");
+    ndarray::Array3::<u8>::zeros((4, 8, 8))
+        .write_npy(std::fs::File::create(&other).unwrap())
+        .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["sample".into(), s(&p.join("nope"))], "nope"),
+        (vec!["sample".into(), s(&not_a_run)], "not a genae run"),
+        (vec!["sample".into(), s(&bare)], "model.safetensors"),
+        (vec!["sample".into(), s(&mixed)], "another model kind"),
+        (
+            vec!["sample".into(), v.into(), "--n".into(), "0".into()],
+            "--n",
+        ),
+        (
+            vec![
+                "sample".into(),
+                v.into(),
+                "--sampler".into(),
+                "magic".into(),
+            ],
+            "--sampler magic",
+        ),
+        (
+            vec![
+                "sample".into(),
+                v.into(),
+                "--sampler".into(),
+                "gmm".into(),
+                "--covariance".into(),
+                "round".into(),
+            ],
+            "--covariance round",
+        ),
+        (
+            vec![
+                "embed".into(),
+                v.into(),
+                "--out".into(),
+                s(&p.join("e.txt")),
+            ],
+            ".npy, .npz or .safetensors",
+        ),
+        (
+            vec![
+                "embed".into(),
+                v.into(),
+                "--data".into(),
+                "validation".into(),
+                "--out".into(),
+                s(&p.join("e.npz")),
+            ],
+            "validation split",
+        ),
+        (
+            vec![
+                "embed".into(),
+                v.into(),
+                "--data".into(),
+                s(&other),
+                "--out".into(),
+                s(&p.join("e.npz")),
+            ],
+            "the run's model takes",
+        ),
+        (
+            vec!["reconstruct".into(), v.into(), "--n".into(), "0".into()],
+            "--n",
+        ),
+        (vec!["evaluate".into(), v.into(), "--k=-3".into()], "--k"),
+        (
+            vec!["evaluate".into(), s(&aae), "--k".into(), "5".into()],
+            "L_k",
+        ),
+        (
+            vec!["interpolate".into(), v.into(), "--pairs".into(), "0".into()],
+            "--pairs",
+        ),
+        (
+            vec![
+                "interpolate".into(),
+                v.into(),
+                "--points".into(),
+                "1".into(),
+            ],
+            "--points",
+        ),
+        (
+            vec![
+                "sample".into(),
+                v.into(),
+                "--set".into(),
+                "model.latent_dim=5".into(),
+            ],
+            "shape",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = genae(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert_ne!(
+            output.status.code(),
+            Some(101),
+            "{args:?} panicked: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected `{needle}` in: {stderr}"
+        );
+    }
+}
