@@ -687,7 +687,9 @@ impl TrainedRun {
         let mut rows = Vec::new();
         for p in 0..pairs {
             let (a, b) = (z_a.get(p), z_b.get(p));
-            let linear = genae_samplers::interpolation_path(&a, &b, options.points)?;
+            let d = a.size()[0];
+            let linear =
+                genae_samplers::interpolation_path(&a, &b, options.points)?.f_view([-1, d])?;
             let spherical = slerp(&a, &b, options.points);
             rows.push(self.decode(ae, &linear)?);
             rows.push(self.decode(ae, &spherical)?);
