@@ -1,0 +1,208 @@
+//! Training on the user's own data, then using the run, as a new user would: a `.npz` of
+//! 28×28 grey images with labels, and a folder of 64×64 RGB PNGs with a convolutional model,
+//! each named only by `data.path`; then `genae sample`, `embed`, `reconstruct` and
+//! `evaluate --k 1000` on the run, through the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::{Array1, Array3, Array4};
+use ndarray_npy::{NpzReader, NpzWriter};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn genae(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_genae"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "genae {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The path after `prefix` on a line of `stdout`.
+fn printed_path(stdout: &str, prefix: &str) -> PathBuf {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in {stdout}"));
+    PathBuf::from(line[prefix.len()..].trim())
+}
+
+/// `n` grey `side`×`side` images of a bright rectangle at a random place and size, labelled
+/// by which quarter of the image its centre is in.
+fn rectangles(n: usize, side: usize, rng: &mut ChaCha8Rng) -> (Array3<u8>, Array1<u8>) {
+    let mut images = Array3::<u8>::zeros((n, side, side));
+    let mut labels = Array1::<u8>::zeros(n);
+    for i in 0..n {
+        let (h, w) = (rng.gen_range(3..side / 2), rng.gen_range(3..side / 2));
+        let (top, left) = (rng.gen_range(0..side - h), rng.gen_range(0..side - w));
+        for r in top..top + h {
+            for c in left..left + w {
+                images[[i, r, c]] = rng.gen_range(180..=255);
+            }
+        }
+        labels[i] = (u8::from(top + h / 2 >= side / 2) << 1) | u8::from(left + w / 2 >= side / 2);
+    }
+    (images, labels)
+}
+
+/// `sample`, `embed`, `reconstruct` and `evaluate --k 1000` on `run`; checks what they wrote.
+/// `zero_mse`: the mean square of the images (the MSE of an all-black guess), which the
+/// reconstructions must beat.
+fn use_the_run(run: &Path, out: &Path, n_test: usize, latent_dim: usize, zero_mse: f64) {
+    let r = run.to_str().unwrap();
+    let samples = printed_path(&genae(&["sample", r, "--n", "16"]), "samples: ");
+    assert!(samples.join("samples.png").is_file());
+    let gmm = printed_path(
+        &genae(&[
+            "sample",
+            r,
+            "--n",
+            "9",
+            "--sampler",
+            "gmm",
+            "--components",
+            "3",
+        ]),
+        "samples: ",
+    );
+    assert!(gmm.join("samples.safetensors").is_file());
+
+    let embedding = out.join("codes.npz");
+    genae(&["embed", r, "--out", embedding.to_str().unwrap()]);
+    let mut npz = NpzReader::new(std::fs::File::open(&embedding).unwrap()).unwrap();
+    let mean: ndarray::Array2<f32> = npz.by_name("mean").unwrap();
+    assert_eq!(mean.shape(), [n_test, latent_dim]);
+    assert!(mean.iter().all(|v| v.is_finite()));
+
+    let stdout = genae(&["reconstruct", r, "--n", "8"]);
+    let folder = printed_path(&stdout, "reconstructions: ");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("reconstruction.json")).unwrap())
+            .unwrap();
+    let mse = record["mse"].as_f64().unwrap();
+    assert!(
+        mse.is_finite() && mse > 0.0 && mse < zero_mse,
+        "MSE {mse}, an all-black guess {zero_mse}"
+    );
+
+    let stdout = genae(&["evaluate", r, "--k", "1000", "--images", "10"]);
+    let file = printed_path(&stdout, "evaluation: ");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let ll = &record["test"]["log_likelihood"];
+    assert_eq!(ll["k"], 1000);
+    assert_eq!(ll["n_images"], 10);
+    let value = ll["value"].as_f64().unwrap();
+    assert!(value.is_finite() && value < 0.0, "L_1000 = {value}");
+}
+
+#[test]
+fn a_npz_of_the_users_images_trains_and_the_run_is_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (images, labels) = rectangles(1000, 28, &mut rng);
+    let data = dir.path().join("mine.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&data).unwrap());
+    npz.add_array("images", &images).unwrap();
+    npz.add_array("labels", &labels).unwrap();
+    npz.finish().unwrap();
+    // A config that names only the data.
+    let config = dir.path().join("mine.toml");
+    std::fs::write(
+        &config,
+        format!("[data]\npath = {:?}\n", data.display().to_string()),
+    )
+    .unwrap();
+    let output_dir = format!(
+        "output_dir={:?}",
+        dir.path().join("runs").display().to_string()
+    );
+    let stdout = genae(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        &output_dir,
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "threads=1",
+    ]);
+    let run = printed_path(&stdout, "run directory: ");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let elbo = summary["test"]["elbo"].as_f64().unwrap();
+    assert!(elbo.is_finite());
+    // The seeded hold-out: 10 % of 1 000 images.
+    let zero_mse = images
+        .iter()
+        .map(|&v| (v as f64 / 255.0).powi(2))
+        .sum::<f64>()
+        / images.len() as f64;
+    use_the_run(&run, dir.path(), 100, 10, zero_mse);
+}
+
+#[test]
+fn a_folder_of_rgb_pngs_trains_a_convolutional_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pictures");
+    std::fs::create_dir(&folder).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let n = 120;
+    let (grey, _) = rectangles(n, 64, &mut rng);
+    let mut rgb = Array4::<u8>::zeros((n, 64, 64, 3));
+    for i in 0..n {
+        let colour = [rng.gen_range(0..3usize), rng.gen_range(0..3usize)];
+        for r in 0..64 {
+            for c in 0..64 {
+                for ch in colour {
+                    rgb[[i, r, c, ch]] = grey[[i, r, c]];
+                }
+            }
+        }
+        let pixels: Vec<u8> = rgb
+            .slice(ndarray::s![i, .., .., ..])
+            .iter()
+            .copied()
+            .collect();
+        image::RgbImage::from_raw(64, 64, pixels)
+            .unwrap()
+            .save(folder.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+    let config = dir.path().join("conv.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\npath = {:?}\n[model]\nlatent_dim = 4\nhidden = [64]\n\
+             architecture = {{ kind = \"conv\", channels = [8, 16] }}\n\
+             likelihood = {{ kind = \"discretized_logistic\" }}\n[train]\nepochs = 2\nbatch_size = 20\n",
+            folder.display().to_string()
+        ),
+    )
+    .unwrap();
+    let output_dir = format!(
+        "output_dir={:?}",
+        dir.path().join("runs").display().to_string()
+    );
+    let stdout = genae(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        &output_dir,
+        "--set",
+        "threads=1",
+    ]);
+    let run = printed_path(&stdout, "run directory: ");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["test"]["elbo"].as_f64().unwrap().is_finite());
+    let zero_mse = rgb.iter().map(|&v| (v as f64 / 255.0).powi(2)).sum::<f64>() / rgb.len() as f64;
+    use_the_run(&run, dir.path(), 12, 4, zero_mse);
+}
