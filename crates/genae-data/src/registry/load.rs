@@ -149,6 +149,15 @@ impl Manifest {
                     self.find_folder(dir, split.folder.as_deref().expect("validated"))
                         .expect("presence checked above"),
                 ),
+                Format::Npy | Format::Npz | Format::Safetensors => {
+                    return Err(DataError::bad_file(
+                        &self.source,
+                        format!(
+                            "format `{}` is read from data.path, not a manifest",
+                            self.format
+                        ),
+                    ))
+                }
             };
             splits.push(PlannedSplit {
                 name,

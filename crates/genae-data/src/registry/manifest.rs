@@ -64,10 +64,17 @@ pub enum Format {
     SvhnMat,
     /// A folder of PNG/JPEG images (CelebA).
     ImageFolder,
+    /// A NumPy `.npy` array (given as a path; see [`crate::formats::arrays`]).
+    Npy,
+    /// A NumPy `.npz` archive of arrays (given as a path).
+    Npz,
+    /// A safetensors file of tensors (given as a path).
+    Safetensors,
 }
 
 impl Format {
-    /// The name used in manifests: `idx`, `cifar10`, `cifar100`, `svhn_mat`, `image_folder`.
+    /// The name used in manifests and `data.format`: `idx`, `cifar10`, `cifar100`,
+    /// `svhn_mat`, `image_folder`, `npy`, `npz`, `safetensors`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Idx => "idx",
@@ -75,7 +82,42 @@ impl Format {
             Format::Cifar100 => "cifar100",
             Format::SvhnMat => "svhn_mat",
             Format::ImageFolder => "image_folder",
+            Format::Npy => "npy",
+            Format::Npz => "npz",
+            Format::Safetensors => "safetensors",
         }
+    }
+
+    /// Every format, in the order of [`Format::as_str`]'s list.
+    pub const ALL: [Format; 8] = [
+        Format::Idx,
+        Format::Cifar10,
+        Format::Cifar100,
+        Format::SvhnMat,
+        Format::ImageFolder,
+        Format::Npy,
+        Format::Npz,
+        Format::Safetensors,
+    ];
+
+    /// Whether the format is an array file ([`crate::formats::arrays`]).
+    pub fn is_array_file(self) -> bool {
+        matches!(self, Format::Npy | Format::Npz | Format::Safetensors)
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// A name of [`Format::as_str`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown format `{s}`; expected one of {}", names.join(", "))
+            })
     }
 }
 

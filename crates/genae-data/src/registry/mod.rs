@@ -36,12 +36,14 @@
 //! - `load`: decoding a located data set and checking it against its manifest;
 //! - `detect`: reading a folder or file given directly, guessing its format;
 //! - `checksum`: sizes and SHA-256 of a data set's files against its manifest;
-//! - `report`: `genae dataset info` and `genae dataset list`.
+//! - `report`: `genae dataset info` and `genae dataset list`;
+//! - `options`: the user's own data given as a path, array files, the test hold-out.
 
 mod checksum;
 mod detect;
 mod load;
 mod manifest;
+mod options;
 mod report;
 mod roots;
 mod validate;
@@ -53,6 +55,7 @@ pub use manifest::{
     manifest, manifests, Cifar100Labels, DecodeOptions, FileSpec, Format, Manifest, SplitSpec,
     EMBEDDED_MANIFESTS,
 };
+pub use options::{info_path_with, load_path_with, PathOptions};
 pub use report::{
     info, info_from_dir, info_path, info_with, list, list_with, DatasetInfo, ListEntry, SplitInfo,
 };

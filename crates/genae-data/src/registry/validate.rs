@@ -69,11 +69,22 @@ impl Manifest {
                 );
             }
         }
+        if self.format.is_array_file() {
+            return err(
+                "format",
+                format!(
+                    "`{}` files are read from a path given directly (data.path), not through a \
+                     manifest",
+                    self.format
+                ),
+            );
+        }
         let [c, h, w] = self.image_shape;
         let shape_ok = match self.format {
             Format::Idx => c == 1,
             Format::Cifar10 | Format::Cifar100 | Format::SvhnMat => self.image_shape == [3, 32, 32],
             Format::ImageFolder => (c == 1 || c == 3) && h == w && u32::try_from(h).is_ok(),
+            Format::Npy | Format::Npz | Format::Safetensors => false,
         };
         if !shape_ok {
             let want = match self.format {
@@ -135,6 +146,7 @@ impl Manifest {
             Format::Cifar10 | Format::Cifar100 => &["batches"],
             Format::SvhnMat => &["mat"],
             Format::ImageFolder => &["folder"],
+            Format::Npy | Format::Npz | Format::Safetensors => &[],
         };
         for (field, present) in used {
             let want = needed.contains(&field);
