@@ -472,3 +472,58 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
     assert!("idx".parse::<Format>().is_ok());
     assert!("npq".parse::<Format>().unwrap_err().contains("npz"));
 }
+
+/// An IDX pair of `n` 4×4 images in `dir`; returns the images file's SHA-256.
+fn idx_pair(dir: &Path, n: u8) -> String {
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 4, 0, 0, 0, 4];
+    images.extend((0..usize::from(n) * 16).map(|i| (i % 256) as u8));
+    std::fs::write(dir.join("train-images-idx3-ubyte"), &images).unwrap();
+    let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
+    labels.extend((0..n).map(|i| i % 3));
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
+    genae_data::registry::sha256_file(&dir.join("train-images-idx3-ubyte"))
+        .unwrap()
+        .1
+}
+
+fn user_manifest(count: usize, sha: &str) -> String {
+    format!(
+        "name = \"my-scans\"\ndescription = \"scans\"\nformat = \"idx\"\nimage_shape = [1, 4, 4]\n\
+         classes = [\"a\", \"b\", \"c\"]\n[train]\ncount = {count}\n\
+         images = {{ file = \"train-images-idx3-ubyte\", sha256 = \"{sha}\" }}\n\
+         labels = {{ file = \"train-labels-idx1-ubyte\" }}\n"
+    )
+}
+
+#[test]
+fn a_user_manifest_names_the_data_and_its_counts_and_checksums_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = idx_pair(dir.path(), 40);
+    let manifest = dir.path().join(genae_data::registry::USER_MANIFEST);
+    std::fs::write(&manifest, user_manifest(40, &sha)).unwrap();
+    let data = load_path_with(dir.path(), &PathOptions::default()).unwrap();
+    assert_eq!(data.name, "my-scans");
+    assert_eq!(data.class_names, ["a", "b", "c"]);
+    assert_eq!(data.train.len() + data.test.len(), 40);
+    // The manifest itself may be the path.
+    assert_eq!(
+        load_path_with(&manifest, &PathOptions::default())
+            .unwrap()
+            .name,
+        "my-scans"
+    );
+
+    std::fs::write(&manifest, user_manifest(41, &sha)).unwrap();
+    let err = load_path_with(dir.path(), &PathOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("41") && err.contains("40"), "{err}");
+    std::fs::write(&manifest, user_manifest(40, &"0".repeat(64))).unwrap();
+    let err = load_path_with(dir.path(), &PathOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("manifest"),
+        "{err}"
+    );
+}

@@ -102,7 +102,7 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
     let d = &config.file().data;
     let (train_size, test_size) = (d.train_limit(), d.test_limit());
     Ok(if let Some(path) = &d.path {
-        let mut dataset = registry::load_path(path)?;
+        let mut dataset = registry::load_path_with(path, &d.path_options())?;
         if train_size > 0 {
             dataset.train.truncate(train_size);
         }

@@ -222,11 +222,30 @@ enum DatasetCommand {
     },
     /// Format, counts per split, image shape, pixel range, label histogram, checksum status.
     Info {
-        /// A registry name (`fashion-mnist`) or a path to a folder or file.
+        /// A registry name (`fashion-mnist`) or a path to a folder or file (read as
+        /// `data.path` reads it).
         name_or_path: String,
         /// Folder to look in first (as `data.dir` in a config).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// A path: force a format (as `data.format`).
+        #[arg(long)]
+        format: Option<String>,
+        /// A path of arrays: `auto`, `nchw` or `nhwc` (as `data.layout`).
+        #[arg(long)]
+        layout: Option<String>,
+        /// A path to an image folder: the side images are resized to (as `data.folder_size`).
+        #[arg(long)]
+        folder_size: Option<u32>,
+        /// A path to an image folder: `gray` or `rgb` (as `data.channels`).
+        #[arg(long)]
+        channels: Option<String>,
+        /// A path with one split: the fraction held out as the test set.
+        #[arg(long, default_value_t = 0.1)]
+        test_fraction: f64,
+        /// A path with one split: the seed of the hold-out (as `data.seed`).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -451,8 +470,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let text: Vec<String> = entries.iter().map(ToString::to_string).collect();
                 print_stdout(&(text.join("\n") + "\n"))?;
             }
-            DatasetCommand::Info { name_or_path, dir } => {
-                let info = genae_data::registry::info(&name_or_path, dir.as_deref())?;
+            DatasetCommand::Info {
+                name_or_path,
+                dir,
+                format,
+                layout,
+                folder_size,
+                channels,
+                test_fraction,
+                seed,
+            } => {
+                use genae_data::formats::image_folder::Channels;
+                use genae_data::registry::{self, PathOptions};
+                let path = Path::new(&name_or_path);
+                let is_name = registry::manifest(&name_or_path).is_ok() && !path.exists();
+                let info = if is_name {
+                    registry::info(&name_or_path, dir.as_deref())?
+                } else {
+                    let options = PathOptions {
+                        format: format
+                            .map(|f| f.parse())
+                            .transpose()
+                            .map_err(|e: String| anyhow::anyhow!("--format: {e}"))?,
+                        layout: layout
+                            .map(|l| l.parse())
+                            .transpose()
+                            .map_err(|e: String| anyhow::anyhow!("--layout: {e}"))?
+                            .unwrap_or_default(),
+                        image_size: folder_size,
+                        channels: match channels.as_deref() {
+                            None => None,
+                            Some("gray" | "grey") => Some(Channels::Gray),
+                            Some("rgb") => Some(Channels::Rgb),
+                            Some(other) => {
+                                anyhow::bail!("--channels {other}: expected `gray` or `rgb`")
+                            }
+                        },
+                        test_fraction,
+                        seed,
+                    };
+                    if !path.exists() && registry::manifest(&name_or_path).is_err() {
+                        // Neither a file nor a registry name: say both.
+                        registry::info(&name_or_path, dir.as_deref())?
+                    } else {
+                        registry::info_path_with(path, &options)?
+                    }
+                };
                 print_stdout(&info.to_string())?;
             }
         },

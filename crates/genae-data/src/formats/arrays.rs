@@ -20,7 +20,8 @@ use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadableElement};
 use crate::{DataError, ImageSet};
 
 /// Where the channel axis of a 4-d image array is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ArrayLayout {
     /// From the shape: the axis (1 or 3) of size 1 or 3 (an error when both are).
     #[default]

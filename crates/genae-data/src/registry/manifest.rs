@@ -51,7 +51,7 @@ pub const EMBEDDED_MANIFESTS: &[(&str, &str)] = &[
 ];
 
 /// How a data set's files are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// IDX image and label files, raw or gzipped (MNIST, Fashion-MNIST, KMNIST, EMNIST).
@@ -215,11 +215,14 @@ pub struct Manifest {
     /// Name of each label value, indexed by label (empty for unlabelled data).
     #[serde(default)]
     pub classes: Vec<String>,
-    /// Terms of use.
+    /// Terms of use (required in shipped manifests, optional in a user's).
+    #[serde(default)]
     pub licence: String,
-    /// Where the data set is described.
+    /// Where the data set is described (required in shipped manifests).
+    #[serde(default)]
     pub homepage: String,
-    /// What to download and where to put it.
+    /// What to download and where to put it (required in shipped manifests).
+    #[serde(default)]
     pub how_to_obtain: String,
     /// A subfolder the files may be in instead (the folder an archive extracts to).
     pub subdir: Option<String>,
@@ -308,6 +311,19 @@ pub(super) fn parse_embedded(file: &str, text: &str) -> Result<Manifest, DataErr
     let source = Path::new("datasets").join(file);
     let manifest = Manifest::from_toml_str(text, &source)?;
     let stem = file.strip_suffix(".toml").unwrap_or(file);
+    for (field, value) in [
+        ("licence", &manifest.licence),
+        ("homepage", &manifest.homepage),
+        ("how_to_obtain", &manifest.how_to_obtain),
+    ] {
+        if value.trim().is_empty() {
+            return Err(manifest_error(
+                &source,
+                field,
+                "a shipped manifest must give it",
+            ));
+        }
+    }
     if manifest.name != stem {
         return Err(manifest_error(
             &source,

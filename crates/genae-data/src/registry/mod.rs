@@ -55,7 +55,7 @@ pub use manifest::{
     manifest, manifests, Cifar100Labels, DecodeOptions, FileSpec, Format, Manifest, SplitSpec,
     EMBEDDED_MANIFESTS,
 };
-pub use options::{info_path_with, load_path_with, PathOptions};
+pub use options::{info_path_with, load_path_with, PathOptions, USER_MANIFEST};
 pub use report::{
     info, info_from_dir, info_path, info_with, list, list_with, DatasetInfo, ListEntry, SplitInfo,
 };

@@ -21,7 +21,7 @@
 //! ```
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::detect::{path_label, resolve_path, PathSource};
 use super::report::SplitInfo;
@@ -48,7 +48,26 @@ pub struct PathOptions {
     pub test_fraction: f64,
     /// Seed of the hold-out.
     pub seed: u64,
+    /// A user manifest ([`USER_MANIFEST`] schema: the shipped manifests'); by default
+    /// `genae-dataset.toml` in the folder given, or the path itself when it is a `.toml` file.
+    pub manifest: Option<PathBuf>,
 }
+
+/// The name of a user manifest found beside the data: a TOML file with the shipped manifests'
+/// schema (name, format, image shape, splits with counts, file sizes and SHA-256) whose counts
+/// and checksums are then verified like the shipped ones, and whose name names the data.
+///
+/// ```toml
+/// name = "my-digits"
+/// description = "Digits I scanned"
+/// format = "idx"
+/// image_shape = [1, 28, 28]
+/// [train]
+/// count = 5000
+/// images = { file = "train-images-idx3-ubyte", sha256 = "…" }
+/// labels = { file = "train-labels-idx1-ubyte" }
+/// ```
+pub const USER_MANIFEST: &str = "genae-dataset.toml";
 
 impl Default for PathOptions {
     fn default() -> Self {
@@ -59,6 +78,7 @@ impl Default for PathOptions {
             channels: None,
             test_fraction: 0.1,
             seed: 0,
+            manifest: None,
         }
     }
 }
@@ -149,6 +169,39 @@ fn array_dataset(path: &Path, format: Format, options: &PathOptions) -> Result<D
     })
 }
 
+/// The user manifest for `path` and the folder its files are in, if there is one.
+fn user_manifest(
+    path: &Path,
+    options: &PathOptions,
+) -> Result<Option<(super::Manifest, PathBuf)>, DataError> {
+    let (file, dir) = match &options.manifest {
+        Some(file) => (
+            file.clone(),
+            if path.is_dir() {
+                path.to_path_buf()
+            } else {
+                file.parent().map(Path::to_path_buf).unwrap_or_default()
+            },
+        ),
+        None if path.is_dir() && path.join(USER_MANIFEST).is_file() => {
+            (path.join(USER_MANIFEST), path.to_path_buf())
+        }
+        None if path.is_file() && path.extension().is_some_and(|e| e == "toml") => (
+            path.to_path_buf(),
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| DataError::io(&file, &e))?;
+    let manifest = super::Manifest::from_toml_str(&text, &file)?;
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    Ok(Some((manifest, dir)))
+}
+
 /// The format to read `path` as, and whether it is an array file.
 fn chosen_format(path: &Path, options: &PathOptions) -> Result<Option<Format>, DataError> {
     if !path.exists() {
@@ -188,6 +241,35 @@ fn chosen_format(path: &Path, options: &PathOptions) -> Result<Option<Format>, D
 /// forces a format (an error when the path is plainly something else). Data that come as
 /// one split get a seeded test hold-out of `options.test_fraction`.
 pub fn load_path_with(path: &Path, options: &PathOptions) -> Result<Dataset, DataError> {
+    if let Some((manifest, dir)) = user_manifest(path, options)? {
+        let mut dataset = load_from_dir(&manifest, &dir)?;
+        for check in super::verify(&manifest, &dir) {
+            if matches!(
+                check.status,
+                super::CheckStatus::Mismatch | super::CheckStatus::Missing
+            ) {
+                return Err(DataError::bad_file(
+                    &check.file,
+                    format!(
+                        "does not match its manifest `{}` ({}: size {:?}, SHA-256 {}; the \
+                         manifest lists size {:?}, SHA-256 {})",
+                        manifest.source.display(),
+                        check.status,
+                        check.actual_size,
+                        check.actual_sha256.as_deref().unwrap_or("?"),
+                        check.expected_size,
+                        check.expected_sha256.as_deref().unwrap_or("-")
+                    ),
+                ));
+            }
+        }
+        if dataset.test.is_empty() {
+            let (train, test) = hold_out(dataset.train, options, path)?;
+            dataset.train = train;
+            dataset.test = test;
+        }
+        return Ok(dataset);
+    }
     if let Some(format) = chosen_format(path, options)? {
         return array_dataset(path, format, options);
     }
@@ -229,6 +311,9 @@ pub fn load_path_with(path: &Path, options: &PathOptions) -> Result<Dataset, Dat
 /// [`info_path`](super::info_path) with `options`; for an array file: its arrays, the
 /// splits read from them, and a note on the hold-out.
 pub fn info_path_with(path: &Path, options: &PathOptions) -> Result<DatasetInfo, DataError> {
+    if let Some((manifest, dir)) = user_manifest(path, options)? {
+        return super::info_from_dir(&manifest, &dir);
+    }
     let Some(format) = chosen_format(path, options)? else {
         return info_path(path);
     };

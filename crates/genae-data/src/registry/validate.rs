@@ -45,12 +45,8 @@ impl Manifest {
                 ),
             );
         }
-        for (field, value) in [
-            ("description", &self.description),
-            ("licence", &self.licence),
-            ("homepage", &self.homepage),
-            ("how_to_obtain", &self.how_to_obtain),
-        ] {
+        // (licence, homepage and how_to_obtain: required of shipped manifests only.)
+        for (field, value) in [("description", &self.description)] {
             if value.trim().is_empty() {
                 return err(field, "must not be empty".into());
             }

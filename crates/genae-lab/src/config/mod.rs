@@ -149,6 +149,27 @@ pub struct DataSection {
     /// directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// With `path`: force a format (`idx`, `cifar10`, `cifar100`, `svhn_mat`,
+    /// `image_folder`, `npy`, `npz`, `safetensors`) instead of detecting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<genae_data::registry::Format>,
+    /// With `path`: where the channel axis of 4-d image arrays is (`auto`, `nchw`, `nhwc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<genae_data::formats::arrays::ArrayLayout>,
+    /// With `path`: the side image folders are centre-cropped and resized to (default 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder_size: Option<u32>,
+    /// With `path`: image folders read as `gray` or `rgb` (default `rgb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<genae_data::formats::image_folder::Channels>,
+    /// With `path`: the fraction of one-split data held out as the test set (default 0.1,
+    /// drawn with `data.seed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
+    /// With `path`: a user manifest (name, format, counts, checksums; the shipped manifests'
+    /// schema) to check the data against; by default `genae-dataset.toml` in the folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
     /// Folder to look in first for a registry data set (before `GENAE_DATA_DIR`,
     /// `/usr/share/datasets/<name>` and the user cache).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,6 +353,20 @@ impl DataSection {
         })
     }
 
+    /// How `path` is read.
+    pub fn path_options(&self) -> genae_data::registry::PathOptions {
+        let default = genae_data::registry::PathOptions::default();
+        genae_data::registry::PathOptions {
+            format: self.format,
+            layout: self.layout.unwrap_or_default(),
+            image_size: self.folder_size,
+            channels: self.channels,
+            test_fraction: self.test_fraction.unwrap_or(default.test_fraction),
+            seed: self.seed,
+            manifest: self.manifest.clone(),
+        }
+    }
+
     /// What the data are called in a run's header and summary: the registry name, or the
     /// path.
     pub fn source_name(&self) -> String {
@@ -348,6 +383,12 @@ impl Default for DataSection {
             dataset: SHAPES.into(),
             dir: None,
             path: None,
+            format: None,
+            layout: None,
+            folder_size: None,
+            channels: None,
+            test_fraction: None,
+            manifest: None,
             binarize: Binarization::None,
             validation_size: 0,
             seed: 0,

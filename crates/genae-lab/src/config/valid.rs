@@ -324,7 +324,31 @@ impl ConfigFile {
             check(d.dir.is_none(), "data.dir", || {
                 "is where registry data sets are looked for; with data.path, remove it".into()
             })?;
-        } else if !builtin {
+            if let Some(f) = d.test_fraction {
+                check(f > 0.0 && f < 1.0, "data.test_fraction", || {
+                    format!("must be in (0, 1), got {f}")
+                })?;
+            }
+            if let Some(s) = d.folder_size {
+                check((8..=1024).contains(&s), "data.folder_size", || {
+                    format!("must be in 8..=1024, got {s}")
+                })?;
+            }
+        } else {
+            for (field, set) in [
+                ("data.format", d.format.is_some()),
+                ("data.layout", d.layout.is_some()),
+                ("data.folder_size", d.folder_size.is_some()),
+                ("data.channels", d.channels.is_some()),
+                ("data.test_fraction", d.test_fraction.is_some()),
+                ("data.manifest", d.manifest.is_some()),
+            ] {
+                check(!set, field, || {
+                    "applies to data given by data.path only; remove it".into()
+                })?;
+            }
+        }
+        if d.path.is_none() && !builtin {
             let known = genae_data::registry::manifests().map_err(|e| ConfigError::Invalid {
                 field: "data.dataset",
                 reason: e.to_string(),

@@ -251,7 +251,11 @@ impl TrainedRun {
                 }),
             },
             DataSource::Path(path) => {
-                let dataset = registry::load_path(path)?;
+                let options = registry::PathOptions {
+                    test_fraction: 0.5,
+                    ..self.config.file().data.path_options()
+                };
+                let dataset = registry::load_path_with(path, &options)?;
                 let mut set = dataset.train;
                 if set.image_shape != dataset.test.image_shape && !dataset.test.is_empty() {
                     return Err(LabError::Run {
