@@ -246,6 +246,9 @@ enum DatasetCommand {
         /// A path with one split: the seed of the hold-out (as `data.seed`).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A path: a user manifest to check it against (as `data.manifest`).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
     },
 }
 
@@ -479,6 +482,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 channels,
                 test_fraction,
                 seed,
+                manifest,
             } => {
                 use genae_data::formats::image_folder::Channels;
                 use genae_data::registry::{self, PathOptions};
@@ -508,6 +512,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         },
                         test_fraction,
                         seed,
+                        manifest,
                     };
                     if !path.exists() && registry::manifest(&name_or_path).is_err() {
                         // Neither a file nor a registry name: say both.
