@@ -123,7 +123,7 @@ fn roots(base: &Path) -> SearchRoots {
 
 #[test]
 fn every_manifest_file_is_embedded_and_parses() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
     let mut on_disk: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

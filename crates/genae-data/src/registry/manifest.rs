@@ -17,37 +17,37 @@ use crate::DataError;
 pub const EMBEDDED_MANIFESTS: &[(&str, &str)] = &[
     (
         "celeba.toml",
-        include_str!("../../../../datasets/celeba.toml"),
+        include_str!("../../datasets/celeba.toml"),
     ),
     (
         "cifar10.toml",
-        include_str!("../../../../datasets/cifar10.toml"),
+        include_str!("../../datasets/cifar10.toml"),
     ),
     (
         "cifar100.toml",
-        include_str!("../../../../datasets/cifar100.toml"),
+        include_str!("../../datasets/cifar100.toml"),
     ),
     (
         "emnist-balanced.toml",
-        include_str!("../../../../datasets/emnist-balanced.toml"),
+        include_str!("../../datasets/emnist-balanced.toml"),
     ),
     (
         "emnist-letters.toml",
-        include_str!("../../../../datasets/emnist-letters.toml"),
+        include_str!("../../datasets/emnist-letters.toml"),
     ),
     (
         "fashion-mnist.toml",
-        include_str!("../../../../datasets/fashion-mnist.toml"),
+        include_str!("../../datasets/fashion-mnist.toml"),
     ),
     (
         "kmnist.toml",
-        include_str!("../../../../datasets/kmnist.toml"),
+        include_str!("../../datasets/kmnist.toml"),
     ),
     (
         "mnist.toml",
-        include_str!("../../../../datasets/mnist.toml"),
+        include_str!("../../datasets/mnist.toml"),
     ),
-    ("svhn.toml", include_str!("../../../../datasets/svhn.toml")),
+    ("svhn.toml", include_str!("../../datasets/svhn.toml")),
 ];
 
 /// How a data set's files are encoded.
