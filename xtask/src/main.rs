@@ -10,6 +10,7 @@
 //! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
 //! - `regress [--bless]`: short fixed-seed runs, one per model family, checked against the
 //!   baselines in `tests/baselines/`.
+//! - `package`: every library crate packaged for crates.io, with verification.
 //! - `bench [--compare]`: criterion benches and PyTorch counterparts into `docs/benchmarks.md`.
 //! - `compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: genae against a PyTorch
 //!   script on the same recipe: quality, throughput, evaluation time, memory.
@@ -21,6 +22,7 @@ mod dataset;
 mod doctor;
 mod experiment;
 mod libtorch;
+mod package;
 mod process;
 mod regress;
 mod setup;
@@ -71,6 +73,9 @@ enum Task {
     /// Setup, then every criterion bench and its PyTorch counterpart; writes the generated
     /// section of docs/benchmarks.md.
     Bench(bench::Args),
+    /// Setup, then `cargo package` of every library crate with verification (each builds on
+    /// its own from its packaged files).
+    Package,
 }
 
 /// Accepts `key=value` with a non-empty key.
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
         Task::Compare(args) => compare::run(&args).map(|()| ExitCode::SUCCESS),
         Task::Regress(args) => regress::run(&args),
         Task::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Task::Package => package::run().map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -22,12 +22,10 @@
 //! genae-build = "0.1"
 //! ```
 //!
-//! and its `build.rs` is one line:
+//! and its `build.rs` is one line, `fn main() { genae_build::link_libtorch(); }`:
 //!
 //! ```no_run
-//! fn main() {
-//!     genae_build::link_libtorch();
-//! }
+//! genae_build::link_libtorch();
 //! ```
 //!
 //! libtorch itself comes from `LIBTORCH` (e.g. the `torch` folder of `pip install

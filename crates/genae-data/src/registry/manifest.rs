@@ -15,14 +15,8 @@ use crate::DataError;
 ///
 /// A test checks that every `datasets/*.toml` file is listed here with the same text.
 pub const EMBEDDED_MANIFESTS: &[(&str, &str)] = &[
-    (
-        "celeba.toml",
-        include_str!("../../datasets/celeba.toml"),
-    ),
-    (
-        "cifar10.toml",
-        include_str!("../../datasets/cifar10.toml"),
-    ),
+    ("celeba.toml", include_str!("../../datasets/celeba.toml")),
+    ("cifar10.toml", include_str!("../../datasets/cifar10.toml")),
     (
         "cifar100.toml",
         include_str!("../../datasets/cifar100.toml"),
@@ -39,14 +33,8 @@ pub const EMBEDDED_MANIFESTS: &[(&str, &str)] = &[
         "fashion-mnist.toml",
         include_str!("../../datasets/fashion-mnist.toml"),
     ),
-    (
-        "kmnist.toml",
-        include_str!("../../datasets/kmnist.toml"),
-    ),
-    (
-        "mnist.toml",
-        include_str!("../../datasets/mnist.toml"),
-    ),
+    ("kmnist.toml", include_str!("../../datasets/kmnist.toml")),
+    ("mnist.toml", include_str!("../../datasets/mnist.toml")),
     ("svhn.toml", include_str!("../../datasets/svhn.toml")),
 ];
 
