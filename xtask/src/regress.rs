@@ -10,9 +10,10 @@
 //! tolerance = 1.5     # how far below it a result may fall (nats; higher is better)
 //! ```
 //!
-//! A result below `value − tolerance` is a regression (non-zero exit); one above
-//! `value + tolerance` is reported as an improvement worth blessing. `--bless` rewrites every
-//! baseline's values from this run, keeping tolerances already set.
+//! The check is two-sided: a result outside `value ± tolerance` fails whichever side it is on
+//! (a bug that inflates a likelihood — a dropped `−ln k` — is as much a failure as one that
+//! lowers it); an intended change is blessed. `--bless` rewrites every baseline's values from
+//! this run, keeping tolerances already set.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -23,13 +24,38 @@ use anyhow::{bail, Context, Result};
 
 use crate::{process, setup};
 
-/// The suite: shipped configs, one per model family the engine trains.
-const SUITE: [&str; 3] = ["regress-vae", "regress-iwae", "regress-conv-logistic"];
+/// Numbers a likelihood-based run is compared on, with the tolerance a fresh baseline gets.
+const BOUNDS: &[(&str, f64)] = &[("test.elbo", 1.5), ("test.log_likelihood.value", 1.5)];
+
+/// The suite: shipped configs, one per model family the engine trains, each with the dotted
+/// `summary.json` paths it is compared on and the tolerance a fresh baseline gets.
+const SUITE: [(&str, &[(&str, f64)]); 7] = [
+    ("regress-vae", BOUNDS),
+    ("regress-iwae", BOUNDS),
+    ("regress-conv-logistic", BOUNDS),
+    (
+        "regress-dvae",
+        &[("test.elbo", 1.5), ("test.dvae_bound", 1.5)],
+    ),
+    (
+        "regress-aae",
+        &[
+            ("test.reconstruction", 1.5),
+            ("test.reconstruction_mse", 0.005),
+        ],
+    ),
+    ("regress-avb", BOUNDS),
+    (
+        "regress-vqvae",
+        &[
+            ("test.bits_per_dim", 0.03),
+            ("test.prior_nll", 1.5),
+            ("vq.perplexity", 2.0),
+        ],
+    ),
+];
 /// Where baselines live, relative to the workspace root.
 const BASELINES: &str = "tests/baselines";
-/// Numbers compared (dotted `summary.json` paths, higher is better) and the tolerance a fresh
-/// baseline gets.
-const METRICS: [(&str, f64); 2] = [("test.elbo", 1.5), ("test.log_likelihood.value", 1.5)];
 
 /// `cargo xtask regress` arguments.
 #[derive(Debug, clap::Args)]
@@ -44,10 +70,10 @@ pub struct Args {
 pub enum Verdict {
     /// Within the tolerance.
     Ok,
-    /// Better than the baseline by more than the tolerance.
-    Improved,
-    /// Worse than the baseline by more than the tolerance.
-    Regressed,
+    /// Above the baseline by more than the tolerance (bless it if the change is intended).
+    Above,
+    /// Below the baseline by more than the tolerance.
+    Below,
     /// The run did not report it.
     Missing,
 }
@@ -56,22 +82,22 @@ impl Verdict {
     fn text(self) -> &'static str {
         match self {
             Self::Ok => "ok",
-            Self::Improved => "improved (bless?)",
-            Self::Regressed => "REGRESSED",
+            Self::Above => "ABOVE (bless if intended)",
+            Self::Below => "BELOW",
             Self::Missing => "MISSING",
         }
     }
 
     fn fails(self) -> bool {
-        matches!(self, Self::Regressed | Self::Missing)
+        !matches!(self, Self::Ok)
     }
 }
 
-/// Judges `value` (higher is better) against `baseline ± tolerance`.
+/// Judges `value` against `baseline ± tolerance` (outside it on either side fails).
 pub fn judge(value: Option<f64>, baseline: f64, tolerance: f64) -> Verdict {
     match value {
-        Some(v) if v.is_finite() && v < baseline - tolerance => Verdict::Regressed,
-        Some(v) if v.is_finite() && v > baseline + tolerance => Verdict::Improved,
+        Some(v) if v.is_finite() && v < baseline - tolerance => Verdict::Below,
+        Some(v) if v.is_finite() && v > baseline + tolerance => Verdict::Above,
         Some(v) if v.is_finite() => Verdict::Ok,
         _ => Verdict::Missing,
     }
@@ -134,7 +160,7 @@ fn read_baseline(path: &Path) -> Result<Vec<(String, Expected)>> {
 fn write_baseline(path: &Path, name: &str, entries: &[(String, Expected)]) -> Result<()> {
     let mut text = format!(
         "# Baseline of the `{name}` regression run (crates/genae-lab/configs/{name}.toml),\n\
-         # written by `cargo xtask regress --bless` on {}. A result below value − tolerance fails.\n",
+         # written by `cargo xtask regress --bless` on {}. A result outside value ± tolerance fails.\n",
         chrono::Utc::now().format("%Y-%m-%d")
     );
     for (key, e) in entries {
@@ -187,13 +213,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let genae = crate::genae_binary();
 
     let mut rows = Vec::new();
-    for name in SUITE {
+    for (name, metrics) in SUITE {
         println!("\n== {name}");
         let summary = run_member(&genae, name)?;
         let path = baseline_path(name);
         if args.bless {
             let old = read_baseline(&path).unwrap_or_default();
-            let entries: Vec<(String, Expected)> = METRICS
+            let entries: Vec<(String, Expected)> = metrics
                 .iter()
                 .filter_map(|&(key, default_tolerance)| {
                     let value = number_at(&summary, key)?;
@@ -233,7 +259,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     println!("\n{table}");
     let failed = rows.iter().filter(|r| r.4.fails()).count();
     if failed > 0 {
-        eprintln!("xtask: regress: {failed} number(s) regressed or missing");
+        eprintln!(
+            "xtask: regress: {failed} number(s) outside their baselines or missing (bless \
+             intended changes with `cargo xtask regress --bless`)"
+        );
         return Ok(ExitCode::FAILURE);
     }
     println!("regress: all {} numbers within their baselines", rows.len());
@@ -247,13 +276,16 @@ mod tests {
     #[test]
     fn verdicts_follow_the_tolerance_band() {
         assert_eq!(judge(Some(-76.0), -76.5, 1.5), Verdict::Ok);
-        assert_eq!(judge(Some(-78.1), -76.5, 1.5), Verdict::Regressed);
-        assert_eq!(judge(Some(-74.9), -76.5, 1.5), Verdict::Improved);
+        assert_eq!(judge(Some(-78.1), -76.5, 1.5), Verdict::Below);
+        assert_eq!(judge(Some(-74.9), -76.5, 1.5), Verdict::Above);
         assert_eq!(judge(None, -76.5, 1.5), Verdict::Missing);
         assert_eq!(judge(Some(f64::NAN), -76.5, 1.5), Verdict::Missing);
         // A baseline tightened past the result turns the same number red.
-        assert_eq!(judge(Some(-76.0), -74.0, 1.0), Verdict::Regressed);
-        assert!(Verdict::Regressed.fails() && !Verdict::Improved.fails());
+        assert_eq!(judge(Some(-76.0), -74.0, 1.0), Verdict::Below);
+        // Two-sided: a likelihood inflated by a dropped −ln k (≈ 5.3 nats at k = 200) fails.
+        assert_eq!(judge(Some(-76.5 + 200f64.ln()), -76.5, 1.5), Verdict::Above);
+        assert!(Verdict::Below.fails() && Verdict::Above.fails() && Verdict::Missing.fails());
+        assert!(!Verdict::Ok.fails());
     }
 
     #[test]
@@ -291,13 +323,13 @@ mod tests {
 
     #[test]
     fn every_suite_member_is_a_shipped_config_with_a_baseline() {
-        for name in SUITE {
+        for (name, metrics) in SUITE {
             let config = crate::root()
                 .join("crates/genae-lab/configs")
                 .join(format!("{name}.toml"));
             assert!(config.is_file(), "{}", config.display());
             let baseline = read_baseline(&baseline_path(name)).unwrap();
-            for (key, _) in METRICS {
+            for (key, _) in metrics {
                 assert!(baseline.iter().any(|(k, _)| k == key), "{name}: {key}");
             }
         }

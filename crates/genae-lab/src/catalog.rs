@@ -54,6 +54,13 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         "regress-conv-logistic",
         include_str!("../configs/regress-conv-logistic.toml"),
     ),
+    ("regress-dvae", include_str!("../configs/regress-dvae.toml")),
+    ("regress-aae", include_str!("../configs/regress-aae.toml")),
+    ("regress-avb", include_str!("../configs/regress-avb.toml")),
+    (
+        "regress-vqvae",
+        include_str!("../configs/regress-vqvae.toml"),
+    ),
     ("tiny-vqvae", include_str!("../configs/tiny-vqvae.toml")),
 ];
 
