@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
 
+/// The lock file of a run directory being trained.
+pub(crate) const LOCK: &str = ".lock";
+
+/// A held lock on a run directory ([`RunDir::lock`]).
+#[derive(Debug)]
+pub(crate) struct RunLock {
+    _file: File,
+}
+
 /// A fresh directory `<output_dir>/<name>-<UTC timestamp>` holding one run's files.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -49,6 +58,41 @@ impl RunDir {
         }
     }
 
+    /// Locks the directory for this process (an OS lock on `.lock`, released when the lock
+    /// is dropped or the process ends, also by SIGKILL); an error says so when another process
+    /// holds it.
+    pub(crate) fn lock(&self) -> Result<RunLock, LabError> {
+        let path = self.file(LOCK);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::io("creating", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = writeln!(file, "{}", std::process::id());
+                Ok(RunLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                Err(LabError::Run {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "another genae process{} is training in this run directory (it holds \
+                         {LOCK}); wait for it to finish or stop it, then resume",
+                        match holder.trim() {
+                            "" => String::new(),
+                            pid => format!(" (pid {pid})"),
+                        }
+                    ),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(LabError::io("locking", &path, e)),
+        }
+    }
+
     /// Whether the directory holds nothing.
     pub(crate) fn is_empty(&self) -> bool {
         fs::read_dir(&self.path).is_ok_and(|mut entries| entries.next().is_none())
@@ -60,7 +104,7 @@ impl RunDir {
         fs::read_dir(&self.path).is_ok_and(|entries| {
             entries
                 .filter_map(Result::ok)
-                .all(|e| e.file_name() == "config.toml")
+                .all(|e| e.file_name() == "config.toml" || e.file_name() == LOCK)
         })
     }
 

@@ -40,6 +40,7 @@ use crate::summary::{peak_rss_mb, write_summary, PhaseSummary, RunSummary, Train
 /// `run_dir` says where everything went.
 pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     let run_dir = RunDir::create(&config.file().output_dir, &config.file().name)?;
+    let _lock = run_dir.lock()?;
     run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
     let result = train(config, &run_dir, false);
     if result.is_err() && run_dir.holds_only_config() {
@@ -56,8 +57,13 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
 /// given: parameters, optimiser moments, the phase, epoch and step are restored, and every
 /// epoch draws its randomness from a generator seeded by `(seed, epoch)`. `config.toml` is
 /// rewritten with the overrides only once the checkpoint has been restored under them.
+///
+/// Only one process trains in a run directory at a time (a second one is refused, naming the
+/// first). A run with every epoch trained is re-evaluated with the run's own seeds, which
+/// repeats its `summary.json` numbers.
 pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSummary, LabError> {
     let run_dir = RunDir::open(run_dir)?;
+    let _lock = run_dir.lock()?;
     let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
     train(&config, &run_dir, true)
 }
@@ -105,11 +111,20 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
     printer.line(&header(config, &data, &*model, &state));
     if resume {
         state.restore(&mut *model)?;
-        printer.line(&format!(
-            "resuming after epoch {} from {}",
-            state.epochs_done(),
-            run_dir.file(crate::checkpoint::CHECKPOINT).display()
-        ));
+        let total: usize = state.phases.iter().map(|p| p.epochs).sum();
+        printer.line(&if state.epochs_done() >= total {
+            format!(
+                "all {total} epochs are trained: re-evaluating the final model from {} with the \
+                 run's own seeds (the same numbers)",
+                run_dir.file(crate::checkpoint::CHECKPOINT).display()
+            )
+        } else {
+            format!(
+                "resuming after epoch {} from {}",
+                state.epochs_done(),
+                run_dir.file(crate::checkpoint::CHECKPOINT).display()
+            )
+        });
     }
     for p in 0..state.phases.len() {
         state.run_phase(&mut *model, p)?;

@@ -83,6 +83,42 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_numbers() {
 }
 
 #[test]
+fn resuming_a_finished_run_repeats_its_summary_and_a_second_process_is_locked_out() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let run = run_experiment(&config(out.path(), &["train.epochs=2"])).unwrap();
+    // Every number but the timings.
+    let without_seconds = |mut s: serde_json::Value| {
+        s["test"]["log_likelihood"]
+            .as_object_mut()
+            .unwrap()
+            .remove("seconds");
+        s
+    };
+    let before = without_seconds(common::summary(&run.run_dir));
+    let lines = metrics(&run.run_dir).len();
+    let again = resume_experiment(&run.run_dir, &[]).unwrap();
+    let after = without_seconds(common::summary(&again.run_dir));
+    assert_eq!(before["test"], after["test"], "the same final numbers");
+    assert_eq!(before["train"]["last_epoch"], after["train"]["last_epoch"]);
+    assert_eq!(before["train"]["steps"], after["train"]["steps"]);
+    assert_eq!(metrics(&run.run_dir).len(), lines, "no epoch trained again");
+
+    // While one process holds the run, another resume is refused and changes nothing.
+    let lock = std::fs::File::open(run.run_dir.join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let err = resume_experiment(&run.run_dir, &["train.epochs=3".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another genae process"), "{err}");
+    let text = std::fs::read_to_string(run.run_dir.join("config.toml")).unwrap();
+    assert!(text.contains("epochs = 2"), "{text}");
+    drop(lock);
+    resume_experiment(&run.run_dir, &["train.epochs=3".into()]).unwrap();
+    assert_eq!(metrics(&run.run_dir).len(), 3);
+}
+
+#[test]
 fn resuming_without_a_checkpoint_names_the_file() {
     let _rng = torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
