@@ -101,14 +101,32 @@ pub(crate) const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
 pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, LabError> {
     let d = &config.file().data;
     let (train_size, test_size) = (d.train_limit(), d.test_limit());
+    // A size above what the data hold is an error, not a silent clamp.
+    let limit = |dataset: &mut genae_data::Dataset| -> Result<(), LabError> {
+        for (field, limit, set) in [
+            ("data.train_size", train_size, &mut dataset.train),
+            ("data.test_size", test_size, &mut dataset.test),
+        ] {
+            if limit > set.len() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!(
+                        "asks for {limit} images but {} has {} (0: all of them)",
+                        d.source_name(),
+                        set.len()
+                    ),
+                }
+                .into());
+            }
+            if limit > 0 {
+                set.truncate(limit);
+            }
+        }
+        Ok(())
+    };
     Ok(if let Some(path) = &d.path {
         let mut dataset = registry::load_path_with(path, &d.path_options())?;
-        if train_size > 0 {
-            dataset.train.truncate(train_size);
-        }
-        if test_size > 0 {
-            dataset.test.truncate(test_size);
-        }
+        limit(&mut dataset)?;
         dataset
     } else if d.dataset == SHAPES {
         let spec = ShapesSpec {
@@ -122,12 +140,7 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
         genae_data::avb_toy::avb_toy_dataset(train_size, test_size, d.seed)?
     } else {
         let mut dataset = registry::load(&d.dataset, d.dir.as_deref())?;
-        if train_size > 0 {
-            dataset.train.truncate(train_size);
-        }
-        if test_size > 0 {
-            dataset.test.truncate(test_size);
-        }
+        limit(&mut dataset)?;
         dataset
     })
 }
@@ -197,10 +210,20 @@ pub(crate) enum TrainingData {
 
 impl TrainingData {
     /// The prepared training images with the `[train]` batch settings; an error naming
-    /// `train.batch_size` when `drop_last` leaves no batch.
+    /// `train.batch_size` when it exceeds the training examples or `drop_last` leaves no batch.
     pub(crate) fn images(config: &ValidConfig, data: &PreparedData) -> Result<Self, LabError> {
         let f = config.file();
         let n_train = data.train.len();
+        if f.train.batch_size > n_train {
+            return Err(ConfigError::Invalid {
+                field: "train.batch_size",
+                reason: format!(
+                    "{} is larger than the {n_train} training examples",
+                    f.train.batch_size
+                ),
+            }
+            .into());
+        }
         if batches_per_epoch(n_train, f.train.batch_size, f.train.drop_last) == 0 {
             return Err(ConfigError::Invalid {
                 field: "train.batch_size",

@@ -280,6 +280,14 @@ fn load_config(path: &Path, overrides: &[String]) -> anyhow::Result<ValidConfig>
         Some(name) if !path.exists() && shipped_config(name).is_some() => {
             Ok(load_shipped(name, overrides)?)
         }
+        Some(name) if !path.exists() => {
+            let names: Vec<&str> = SHIPPED_CONFIGS.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!(
+                "no config file `{name}` and no shipped config of that name; shipped: {} \
+                 (`genae config list` describes them)",
+                names.join(", ")
+            )
+        }
         _ => Ok(ValidConfig::load(path, overrides)?),
     }
 }

@@ -94,8 +94,18 @@ pub fn write_report(run_dir: &RunDir) -> Result<std::path::PathBuf, LabError> {
 }
 
 /// Writes the report of the run directory at `path` (for `genae report`).
+///
+/// A folder with neither `config.toml` nor `metrics.jsonl` is not a run: an error, and no
+/// report is written.
 pub fn write_report_for(path: &Path) -> Result<std::path::PathBuf, LabError> {
-    write_report(&RunDir::open(path)?)
+    let dir = RunDir::open(path)?;
+    if !dir.file("config.toml").is_file() && !dir.file("metrics.jsonl").is_file() {
+        return Err(LabError::Run {
+            path: path.to_path_buf(),
+            reason: "holds neither config.toml nor metrics.jsonl: not a genae run directory".into(),
+        });
+    }
+    write_report(&dir)
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}\

@@ -97,6 +97,7 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
         run_dir,
     };
     let mut model = kinds::build(config.spec(), &run)?;
+    let training_bytes = training_memory(&mut *model);
     let phases = config.spec().phases(f.train.epochs);
     let mut state = Loop {
         config,
@@ -109,6 +110,15 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
     };
     let mut printer = Progress::lines_only();
     printer.line(&header(config, &data, &*model, &state));
+    if training_bytes > LARGE_MODEL_BYTES {
+        printer.line(&format!(
+            "warning: the model's parameters, gradients and Adam moments take {:.1} GiB \
+             (model.latent_dim = {:?}, model.hidden = {:?}); is that intended?",
+            training_bytes as f64 / f64::from(1u32 << 30),
+            f.model.latent_dim,
+            f.model.hidden
+        ));
+    }
     if resume {
         state.restore(&mut *model)?;
         let total: usize = state.phases.iter().map(|p| p.epochs).sum();
@@ -130,6 +140,22 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
         state.run_phase(&mut *model, p)?;
     }
     state.finish(&mut *model, &mut printer)
+}
+
+/// Above this, the memory a model needs for training is worth a warning.
+const LARGE_MODEL_BYTES: u64 = 1 << 30;
+
+/// Bytes of the parameters, their gradients and two Adam moments (4 copies of every value).
+fn training_memory(model: &mut dyn Trainable) -> u64 {
+    let state = model.state();
+    let values: u64 = state
+        .files
+        .iter()
+        .flat_map(|f| f.stores.iter())
+        .flat_map(|(_, vs)| vs.variables().into_values())
+        .map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
+        .sum();
+    values * 4
 }
 
 /// The run's first progress line.

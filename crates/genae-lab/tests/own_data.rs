@@ -198,3 +198,92 @@ fn a_folder_of_rgb_pngs_trains_a_convolutional_model() {
     assert!(summary["test"]["elbo"].as_f64().unwrap().is_finite());
     use_the_run(&run, dir.path(), 12, 4);
 }
+
+/// `genae` with `args`: its exit code and standard error.
+fn genae_failing(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_genae"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sizes_and_names_that_do_not_exist_are_errors_not_silent_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (images, labels) = rectangles(50, 28, &mut rng);
+    let data = dir.path().join("small.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&data).unwrap());
+    npz.add_array("images", &images).unwrap();
+    npz.add_array("labels", &labels).unwrap();
+    npz.finish().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(
+        &config,
+        format!("[data]\npath = {:?}\n", data.display().to_string()),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let out = format!(
+        "output_dir={:?}",
+        dir.path().join("runs").display().to_string()
+    );
+    let missing_dir = format!(
+        "data.dir={:?}",
+        dir.path().join("nowhere").display().to_string()
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", c, "--set", &out, "--set", "data.train_size=1000"],
+            "data.train_size",
+        ),
+        (
+            vec!["train", c, "--set", &out, "--set", "data.test_size=99"],
+            "data.test_size",
+        ),
+        (
+            vec!["train", c, "--set", &out, "--set", "train.batch_size=200"],
+            "train.batch_size",
+        ),
+        (
+            vec![
+                "train",
+                "fashion-mnist-vae",
+                "--set",
+                &out,
+                "--set",
+                &missing_dir,
+                // (tiny sizes, so that a regression of the check cannot train for long)
+                "--set",
+                "data.train_size=200",
+                "--set",
+                "train.epochs=1",
+            ],
+            "data.dir",
+        ),
+        (vec!["train", "no-such-config"], "fashion-mnist-vae"),
+        (
+            vec!["report", dir.path().to_str().unwrap()],
+            "not a genae run",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = genae_failing(&args);
+        assert!(
+            code.is_some_and(|c| c != 0 && c != 101),
+            "{args:?}: exit {code:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected `{needle}` in {stderr}"
+        );
+    }
+    // Nothing half-made was left behind by the failed starts, and no report was written.
+    let runs = dir.path().join("runs");
+    assert!(!runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none());
+    assert!(!dir.path().join("report.html").exists());
+}

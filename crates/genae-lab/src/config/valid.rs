@@ -349,6 +349,11 @@ impl ConfigFile {
             }
         }
         if d.path.is_none() && !builtin {
+            if let Some(dir) = &d.dir {
+                check(dir.is_dir(), "data.dir", || {
+                    format!("`{}` is not a folder", dir.display())
+                })?;
+            }
             let known = genae_data::registry::manifests().map_err(|e| ConfigError::Invalid {
                 field: "data.dataset",
                 reason: e.to_string(),
