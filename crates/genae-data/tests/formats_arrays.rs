@@ -40,7 +40,7 @@ fn write_npy<A: WriteNpyExt>(path: &Path, array: &A) {
 /// A safetensors file of `(name, dtype, shape, little-endian bytes)`.
 fn write_safetensors(path: &Path, tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) {
     let mut header = serde_json_like(tensors);
-    while (header.len() + 8) % 8 != 0 {
+    while !(header.len() + 8).is_multiple_of(8) {
         header.push(' ');
     }
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

@@ -64,7 +64,7 @@ impl Progress {
     /// device sync, so it is done only when something will be shown).
     pub(crate) fn wants_update(&self, step_in_epoch: u64) -> bool {
         match self.bar {
-            Some(_) => step_in_epoch % 10 == 0,
+            Some(_) => step_in_epoch.is_multiple_of(10),
             None => self.last_line.elapsed() >= PLAIN_INTERVAL,
         }
     }

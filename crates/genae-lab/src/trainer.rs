@@ -311,11 +311,12 @@ impl Loop<'_> {
                 check_record(v, "validation", epoch, step, phase.learning_rate_key)?;
             }
             let final_epoch = last_phase && phase_epoch == phase.epochs;
-            let log_likelihood = if f.eval.every > 0 && epoch % f.eval.every == 0 && !final_epoch {
-                self.mid_run(model, epoch, &mut progress)?
-            } else {
-                None
-            };
+            let log_likelihood =
+                if f.eval.every > 0 && epoch.is_multiple_of(f.eval.every) && !final_epoch {
+                    self.mid_run(model, epoch, &mut progress)?
+                } else {
+                    None
+                };
             let line = EpochLine {
                 phase: phase.name.to_string(),
                 epoch,
@@ -333,7 +334,7 @@ impl Loop<'_> {
                 .run_dir
                 .append_line("metrics.jsonl", &to_json(&line))?;
             let every = f.train.checkpoint_every;
-            if every > 0 && (epoch % every == 0 || phase_epoch == phase.epochs) {
+            if every > 0 && (epoch.is_multiple_of(every) || phase_epoch == phase.epochs) {
                 let state = model.state();
                 let mut entries = param_entries(&state.files);
                 entries.extend(optimizer_entries(&state.optimizers));

@@ -412,7 +412,7 @@ fn parse_matrix(data: &[u8], le: bool) -> Result<Option<MatrixInfo>, String> {
 
     let dims_el = read_element(data, flags.next, le).map_err(|e| format!("dimensions: {e}"))?;
     let dim_bytes = &data[dims_el.data.clone()];
-    if dims_el.data_type != MI_INT32 || dim_bytes.len() % 4 != 0 || dim_bytes.len() < 8 {
+    if dims_el.data_type != MI_INT32 || !dim_bytes.len().is_multiple_of(4) || dim_bytes.len() < 8 {
         return Err(format!(
             "the dimensions subelement is {} of {} bytes: expected miINT32, at least 2 dimensions",
             type_name(dims_el.data_type),
