@@ -19,6 +19,37 @@ use crate::run_dir::RunDir;
 
 /// The checkpoint's file name.
 pub(crate) const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The checkpoint entry holding the format version (`[1]`, int64).
+const VERSION_KEY: &str = "integrity.format_version";
+/// The checkpoint entry holding the SHA-256 of every other entry (`[32]`, uint8).
+const CHECKSUM_KEY: &str = "integrity.sha256";
+/// The checkpoint layout written by this version.
+const FORMAT_VERSION: i64 = 2;
+
+/// SHA-256 over the names, kinds, shapes and values (as `f64`, which holds every value of the
+/// float and integer kinds a checkpoint has) of `entries`, sorted by name, leaving out the
+/// checksum entry itself.
+fn checksum<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Tensor)>,
+) -> Result<Vec<u8>, LabError> {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<(&String, &Tensor)> = entries.filter(|(k, _)| *k != CHECKSUM_KEY).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = Sha256::new();
+    for (name, t) in sorted {
+        hasher.update(name.as_bytes());
+        hasher.update(format!("{:?}{:?}", t.kind(), t.size()).as_bytes());
+        let values = Vec::<f64>::try_from(
+            t.f_to_device(tch::Device::Cpu)?
+                .f_to_kind(Kind::Double)?
+                .f_reshape([-1])?,
+        )?;
+        for v in values {
+            hasher.update(v.to_le_bytes());
+        }
+    }
+    Ok(hasher.finalize().to_vec())
+}
 
 /// One parameter file of a model kind: its name and the stores it holds, each under a prefix.
 pub(crate) struct StoreFile<'a> {
@@ -179,6 +210,9 @@ pub(crate) fn write_checkpoint(
         "training.phases".into(),
         Tensor::from_slice(&rows).view([phases.len() as i64, 4]),
     ));
+    entries.push((VERSION_KEY.into(), Tensor::from_slice(&[FORMAT_VERSION])));
+    let sum = checksum(entries.iter().map(|(k, t)| (k, t)))?;
+    entries.push((CHECKSUM_KEY.into(), Tensor::from_slice(&sum)));
     write_tensors(&entries, CHECKPOINT, run_dir)
 }
 
@@ -200,14 +234,43 @@ impl Checkpoint {
                     .into(),
             });
         }
-        let tensors = Tensor::read_safetensors(&path).map_err(|e| LabError::Checkpoint {
+        let damaged = |why: String| LabError::Checkpoint {
             path: path.clone(),
-            reason: format!("unreadable, not a complete safetensors file ({e})"),
-        })?;
-        Ok(Self {
-            path,
+            reason: format!(
+                "is damaged ({why}); model.safetensors, written at the end and every \
+                 `eval.every` epochs, may still hold a good model, but this run cannot resume"
+            ),
+        };
+        let tensors = Tensor::read_safetensors(&path)
+            .map_err(|_| damaged("not a complete checkpoint file".into()))?;
+        let saved = Self {
+            path: path.clone(),
             tensors: tensors.into_iter().collect(),
-        })
+        };
+        match saved.tensors.get(VERSION_KEY).map(|t| t.int64_value(&[0])) {
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(saved.bad(format!(
+                    "has format version {v}; this genae reads version {FORMAT_VERSION}"
+                )))
+            }
+            None => {
+                return Err(saved.bad(
+                    "was written by an older genae (no format version): it cannot be resumed \
+                     by this one"
+                        .into(),
+                ))
+            }
+        }
+        let stored = saved
+            .tensors
+            .get(CHECKSUM_KEY)
+            .map(|t| Vec::<u8>::try_from(t).unwrap_or_default())
+            .unwrap_or_default();
+        if stored != checksum(saved.tensors.iter())? {
+            return Err(damaged("checksum mismatch".into()));
+        }
+        Ok(saved)
     }
 
     fn bad(&self, reason: String) -> LabError {
@@ -229,6 +292,13 @@ impl Checkpoint {
                             .tensors
                             .get(&key)
                             .ok_or_else(|| self.bad(format!("missing {key}")))?;
+                        let finite = saved.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1;
+                        if !finite {
+                            return Err(self.bad(format!(
+                                "{key} holds NaN or infinite values: the weights were saved \
+                                 broken (not a divergence of this run's training)"
+                            )));
+                        }
                         if saved.size() != t.size() {
                             return Err(self.bad(format!(
                                 "{key}: shape {:?} in the checkpoint, {:?} in the config's model",

@@ -119,6 +119,37 @@ fn resuming_a_finished_run_repeats_its_summary_and_a_second_process_is_locked_ou
 }
 
 #[test]
+fn a_damaged_checkpoint_is_named_in_the_users_terms() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    let run = run_experiment(&config(out.path(), &["train.epochs=1"])).unwrap();
+    let path = run.run_dir.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip one bit near the end (tensor data, not the header).
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = resume_experiment(&run.run_dir, &["train.epochs=2".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("damaged")
+            && err.contains("checksum mismatch")
+            && err.contains("model.safetensors"),
+        "{err}"
+    );
+    // Truncated: the same words, no safetensors jargon.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = resume_experiment(&run.run_dir, &["train.epochs=2".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("damaged") && !err.contains("Safetensor"),
+        "{err}"
+    );
+}
+
+#[test]
 fn resuming_without_a_checkpoint_names_the_file() {
     let _rng = torch_rng_lock();
     let out = tempfile::tempdir().unwrap();
