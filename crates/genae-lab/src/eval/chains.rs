@@ -319,7 +319,8 @@ fn encode(
     })
 }
 
-fn batched(
+/// `f` on batches of `x` without gradients, the results concatenated (as `f32`).
+pub(crate) fn batched(
     x: &Tensor,
     batch: i64,
     f: impl Fn(&Tensor) -> Result<Tensor, LabError>,

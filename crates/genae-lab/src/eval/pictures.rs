@@ -33,7 +33,7 @@ pub(crate) fn write_reconstructions_and_samples(
 
 /// Points `t ∈ [0, 1]` along the straight line and the great circle between `a` and `b`
 /// (`[d]` each); returns `(linear, spherical)`, each `[steps, d]`.
-fn interpolate(a: &Tensor, b: &Tensor, steps: i64) -> (Tensor, Tensor) {
+pub(crate) fn interpolate(a: &Tensor, b: &Tensor, steps: i64) -> (Tensor, Tensor) {
     let t = Tensor::linspace(0.0, 1.0, steps, (Kind::Float, a.device())).unsqueeze(1);
     let one_minus_t = t.ones_like() - &t;
     let linear = a.unsqueeze(0) * &one_minus_t + b.unsqueeze(0) * &t;

@@ -18,9 +18,10 @@ use crate::config::ChainSection;
 use crate::context::likelihood_seed;
 use crate::data::{batch_ranges, load_dataset, DeviceSplit};
 use crate::error::LabError;
-use crate::eval::chains::{evaluate_chains, features};
+use crate::eval::chains::{batched, evaluate_chains, features};
 use crate::eval::classifier::{images_and_labels, load_or_train_classifier};
 use crate::eval::likelihood::LogLikelihoodSummary;
+use crate::eval::pictures::interpolate;
 use crate::kinds::Evaluation;
 use crate::metrics::Record;
 use crate::run_dir::RunDir;
@@ -186,21 +187,6 @@ pub struct InterpolateOptions {
     pub points: i64,
     /// Chain steps refining each point (0: only linear and spherical paths).
     pub refine: usize,
-}
-
-/// Evaluates `f` on batches of `x` without gradients and concatenates the results.
-fn batched(
-    x: &Tensor,
-    batch: i64,
-    f: impl Fn(&Tensor) -> Result<Tensor, LabError>,
-) -> Result<Tensor, LabError> {
-    tch::no_grad(|| {
-        let mut parts = Vec::new();
-        for (start, len) in batch_ranges(x.size()[0], batch) {
-            parts.push(f(&x.f_narrow(0, start, len)?)?);
-        }
-        Ok(Tensor::f_cat(&parts, 0)?)
-    })
 }
 
 impl TrainedRun {
@@ -687,10 +673,7 @@ impl TrainedRun {
         let mut rows = Vec::new();
         for p in 0..pairs {
             let (a, b) = (z_a.get(p), z_b.get(p));
-            let d = a.size()[0];
-            let linear =
-                genae_samplers::interpolation_path(&a, &b, options.points)?.f_view([-1, d])?;
-            let spherical = slerp(&a, &b, options.points);
+            let (linear, spherical) = interpolate(&a, &b, options.points);
             rows.push(self.decode(ae, &linear)?);
             rows.push(self.decode(ae, &spherical)?);
         }
@@ -721,22 +704,6 @@ impl TrainedRun {
         }
         Ok(out.path().to_path_buf())
     }
-}
-
-/// Points along the great circle between `a` and `b` (`[d]` each), `[points, d]`.
-fn slerp(a: &Tensor, b: &Tensor, points: i64) -> Tensor {
-    let t = Tensor::linspace(0.0, 1.0, points, (Kind::Float, a.device())).unsqueeze(1);
-    let cos = (a.dot(b) / (a.norm() * b.norm() + 1e-12))
-        .double_value(&[])
-        .clamp(-1.0, 1.0);
-    let omega = cos.acos();
-    if omega.sin().abs() < 1e-6 {
-        let one_minus_t = t.ones_like() - &t;
-        return a.unsqueeze(0) * one_minus_t + b.unsqueeze(0) * t;
-    }
-    let wa = ((t.ones_like() - &t) * omega).sin() / omega.sin();
-    let wb = (&t * omega).sin() / omega.sin();
-    a.unsqueeze(0) * wa + b.unsqueeze(0) * wb
 }
 
 /// The run's chain with `steps` transitions.
