@@ -527,3 +527,97 @@ fn a_user_manifest_names_the_data_and_its_counts_and_checksums_are_verified() {
         "{err}"
     );
 }
+
+/// An `.npy` payload (format 1.0) with a hand-written header: `descr`, `shape`, then `data`.
+fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + text.len() + 1) % 64 != 0 {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// An `.npz` whose members are deflated, as `numpy.savez_compressed` writes them.
+fn write_compressed_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, bytes) in members {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// `savez_compressed` archives load like plain ones; array headers declaring more data than
+/// the file (or a zip member) holds are errors before anything that size is allocated, and a
+/// member that decompresses to gigabytes of zeros is read only as far as its header allows.
+#[test]
+fn compressed_npz_loads_and_oversized_headers_and_zip_bombs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (images, labels) = random_images(12, 6, 9);
+    let mut image_npy = Vec::new();
+    images.write_npy(&mut image_npy).unwrap();
+    let mut label_npy = Vec::new();
+    labels.write_npy(&mut label_npy).unwrap();
+    write_compressed_npz(
+        &d.join("ok.npz"),
+        &[("images", image_npy), ("labels", label_npy)],
+    );
+    let options = PathOptions {
+        test_fraction: 0.25,
+        ..PathOptions::default()
+    };
+    let set = load_path_with(&d.join("ok.npz"), &options).unwrap();
+    assert_eq!(set.train.len() + set.test.len(), 12);
+
+    // A header declaring 10^12 images of 28×28 in a 200-byte file.
+    std::fs::write(
+        d.join("huge.npy"),
+        npy_bytes("|u1", "(1000000000000, 28, 28)", &[0; 100]),
+    )
+    .unwrap();
+    let err = load_path_with(&d.join("huge.npy"), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("huge.npy")
+            && err.contains("784000000000000 bytes")
+            && err.contains("only 100"),
+        "{err}"
+    );
+
+    // The same header inside a compressed archive.
+    write_compressed_npz(
+        &d.join("huge.npz"),
+        &[("images", npy_bytes("<f4", "(100000000, 28, 28)", &[0; 64]))],
+    );
+    let err = load_path_with(&d.join("huge.npz"), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("huge.npz") && err.contains("member `images.npy`"),
+        "{err}"
+    );
+    assert!(err.contains("313600000000 bytes"), "{err}");
+
+    // 64 MiB of zeros (deflated to ~64 KiB) behind a header declaring 16 bytes.
+    let mut bomb = npy_bytes("|u1", "(1, 4, 4)", &[0; 16]);
+    bomb.resize(bomb.len() + (64 << 20), 0);
+    write_compressed_npz(&d.join("bomb.npz"), &[("images", bomb)]);
+    let err = load_path_with(&d.join("bomb.npz"), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bomb.npz") && err.contains("more data than its header declares"),
+        "{err}"
+    );
+}

@@ -397,6 +397,43 @@ fn missing_file_is_an_io_error_naming_it() {
     assert_error(&err, &path, &["cannot read"]);
 }
 
+/// A folder given as data whose train split is broken is an error, not a data set with the
+/// split silently dropped: a folder under the images file's name, labels without images, and a
+/// device in place of a file.
+#[test]
+fn a_folder_with_a_broken_split_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = idx_bytes(8, &[3, 2, 3], &three_images());
+    let labels = idx_bytes(8, &[3], &[0, 1, 2]);
+    write(dir.path(), "t10k-images-idx3-ubyte", &images);
+    write(dir.path(), "t10k-labels-idx1-ubyte", &labels);
+    write(dir.path(), "train-labels-idx1-ubyte", &labels);
+    // Labels without images.
+    let err = genae_data::registry::load_path(dir.path()).unwrap_err();
+    assert_error(
+        &err,
+        &dir.path().join("train-labels-idx1-ubyte"),
+        &["no images file `train-images-idx3-ubyte.gz`"],
+    );
+    // A folder where the images file should be.
+    let folder = dir.path().join("train-images-idx3-ubyte");
+    std::fs::create_dir(&folder).unwrap();
+    let err = genae_data::registry::load_path(dir.path()).unwrap_err();
+    assert_error(&err, &folder, &["is a folder, not an IDX file"]);
+    // With the file in place, both splits load.
+    std::fs::remove_dir(&folder).unwrap();
+    write(dir.path(), "train-images-idx3-ubyte", &images);
+    let set = genae_data::registry::load_path(dir.path()).unwrap();
+    assert_eq!(set.train.len(), 3);
+    // A device is neither a file nor a folder (and not "missing").
+    let err = genae_data::registry::load_path(Path::new("/dev/zero")).unwrap_err();
+    assert_error(
+        &err,
+        Path::new("/dev/zero"),
+        &["not a regular file or folder"],
+    );
+}
+
 /// The one test on a real file: Fashion-MNIST's training set, where `cargo xtask setup` (or
 /// `apt-get install fashion-mnist`) put it. Skipped with a note when it is not there.
 #[test]
@@ -405,6 +442,10 @@ fn real_fashion_mnist_train_set_if_installed() {
     let images = dir.join("train-images-idx3-ubyte.gz");
     let labels = dir.join("train-labels-idx1-ubyte.gz");
     if !images.exists() || !labels.exists() {
+        assert!(
+            std::env::var_os("GENAE_REQUIRE_FASHION_MNIST").is_none(),
+            "Fashion-MNIST is required here (GENAE_REQUIRE_FASHION_MNIST is set) but absent"
+        );
         eprintln!(
             "note: skipping the real Fashion-MNIST test: {} not found",
             images.display()
@@ -424,4 +465,41 @@ fn real_fashion_mnist_train_set_if_installed() {
     assert_eq!(per_class, [6000; 10]);
     // Not all black: real pictures.
     assert!(set.pixels.iter().any(|&p| p > 200));
+}
+
+/// A gzip file whose stream expands far beyond what its IDX header declares is read only as
+/// far as the header allows, and a header declaring more than the compressed bytes could hold
+/// is refused before decompressing.
+#[test]
+fn gzip_decompression_is_bounded_by_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 labels declared, then 256 MiB of zeros (about 256 KiB compressed).
+    let mut bomb = idx_bytes(8, &[3], &[1, 2, 3]);
+    bomb.resize(bomb.len() + (256 << 20), 0);
+    let path = write(dir.path(), "bomb-labels.gz", &gzip(&bomb));
+    drop(bomb);
+    assert_error(
+        &read_idx(&path).unwrap_err(),
+        &path,
+        &[
+            "trailing data",
+            "3 labels (3 bytes)",
+            "after gzip decompression",
+        ],
+    );
+    // 10^9 images of 28×28 declared in a few dozen compressed bytes.
+    let path = write(
+        dir.path(),
+        "huge-images.gz",
+        &gzip(&idx_bytes(8, &[1_000_000_000, 28, 28], &[0; 8])),
+    );
+    assert_error(
+        &read_idx(&path).unwrap_err(),
+        &path,
+        &[
+            "784000000000 bytes",
+            "more than",
+            "compressed bytes can expand to",
+        ],
+    );
 }

@@ -500,6 +500,44 @@ fn corrupt_compressed_elements_are_rejected() {
     );
 }
 
+/// A compressed element whose zlib stream expands far past what its inner element claims is
+/// read only as far as the claim (a zlib bomb costs a few bytes of memory, not gigabytes), and a
+/// claim the compressed bytes could never hold is refused before decompressing.
+#[test]
+fn compressed_elements_decompress_only_as_far_as_they_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mat = MatWriter::new(true);
+    let mut x = mat.x(2);
+    x.resize(x.len() + (256 << 20), 0); // 256 MiB of zeros after the matrix
+    let y = mat.y(&[1.0, 2.0]);
+    mat.add(x, true).add(y, false);
+    let path = write(dir.path(), "bomb.mat", &mat.bytes);
+    assert_error(
+        &load_svhn_mat(&path).unwrap_err(),
+        &path,
+        &[
+            "compressed element at byte 128",
+            "more data than the",
+            "element inside claims",
+        ],
+    );
+
+    let mut mat = MatWriter::new(true);
+    let mut claim = mat.u32(MI_MATRIX).to_vec();
+    claim.extend(mat.u32(u32::MAX));
+    let y = mat.y(&[1.0]);
+    mat.add(claim, true).add(y, false);
+    let path = write(dir.path(), "claim.mat", &mat.bytes);
+    assert_error(
+        &load_svhn_mat(&path).unwrap_err(),
+        &path,
+        &[
+            "claims 4294967295 bytes, more than",
+            "compressed bytes can expand to",
+        ],
+    );
+}
+
 /// Sizes that overflow 32- or 64-bit arithmetic, or ask for far more than the file holds, are
 /// errors, never panics or huge allocations. (The first input makes the `matfile` 0.5 crate
 /// panic with "attempt to multiply with overflow" in debug builds: one reason this reader is

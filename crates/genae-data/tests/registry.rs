@@ -825,6 +825,10 @@ fn list_shows_where_each_data_set_is() {
 fn real_fashion_mnist_when_installed() {
     let system = Path::new("/usr/share/datasets/fashion-mnist");
     if !system.is_dir() {
+        assert!(
+            std::env::var_os("GENAE_REQUIRE_FASHION_MNIST").is_none(),
+            "Fashion-MNIST is required here (GENAE_REQUIRE_FASHION_MNIST is set) but absent"
+        );
         eprintln!(
             "note: {} is absent; skipping the real Fashion-MNIST check",
             system.display()

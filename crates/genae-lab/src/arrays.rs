@@ -90,16 +90,13 @@ pub(crate) fn write_arrays(
     }
     match format {
         ArrayFile::Safetensors => {
-            let cpu: Vec<(String, Tensor)> = named
-                .iter()
-                .map(|(n, t)| Ok((n.clone(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
-                .collect::<Result<_, LabError>>()?;
-            let tmp = temporary(path);
-            if let Err(e) = Tensor::write_safetensors(&cpu, &tmp) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e.into());
-            }
-            std::fs::rename(&tmp, path).map_err(|e| LabError::io("writing", path, e))?;
+            let bytes = crate::safetensors_file::safetensors_bytes(named)?;
+            atomic(path, |mut file| {
+                use std::io::Write;
+                file.write_all(&bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| e.to_string())
+            })?;
             Ok(vec![path.to_path_buf()])
         }
         ArrayFile::Npz => {

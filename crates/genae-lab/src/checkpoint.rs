@@ -16,6 +16,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::error::LabError;
 use crate::run_dir::RunDir;
+use crate::safetensors_file::safetensors_bytes;
 
 /// The checkpoint's file name.
 pub(crate) const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -80,16 +81,7 @@ pub(crate) struct PhaseTotals {
 
 /// Writes `name` atomically from named tensors.
 fn write_tensors(named: &[(String, Tensor)], name: &str, run_dir: &RunDir) -> Result<(), LabError> {
-    let tmp = run_dir.temporary(name);
-    let result = Tensor::write_safetensors(named, &tmp);
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    std::fs::rename(&tmp, run_dir.file(name)).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        LabError::io("writing", &run_dir.file(name), e)
-    })
+    run_dir.write_atomic(name, &safetensors_bytes(named)?)
 }
 
 /// Writes each [`StoreFile`] (e.g. `model.safetensors`).
@@ -123,14 +115,17 @@ pub(crate) fn load_model_files(files: &[StoreFile], run_dir: &RunDir) -> Result<
             .collect();
         tch::no_grad(|| -> Result<(), LabError> {
             for (store, vs) in &file.stores {
-                for (var, mut t) in vs.variables() {
+                // In name order, so that the first mismatch named is always the same one.
+                let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+                for (var, mut t) in vars {
                     let key = match *store {
                         "" => var,
                         store => format!("{store}.{var}"),
                     };
                     let value = saved.remove(&key).ok_or_else(|| {
                         bad(format!(
-                            "has no tensor `{key}` that the config's model needs (a run of                              another model kind or configuration?)"
+                            "has no tensor `{key}` that the config's model needs (a run of another model kind \
+                             or configuration?)"
                         ))
                     })?;
                     if value.size() != t.size() {
@@ -147,7 +142,8 @@ pub(crate) fn load_model_files(files: &[StoreFile], run_dir: &RunDir) -> Result<
         })?;
         if let Some(extra) = saved.keys().next() {
             return Err(bad(format!(
-                "holds `{extra}` (and {} more) that the config's model does not have (a run of                  another model kind or configuration?)",
+                "holds `{extra}` (and {} more) that the config's model does not have (a run of \
+                 another model kind or configuration?)",
                 saved.len() - 1
             )));
         }

@@ -92,6 +92,8 @@ impl PreparedData {
     }
 }
 
+use crate::memory::{available_memory, check_generated_data};
+
 /// Seed streams kept apart so that the draws of one split never depend on another's size.
 const TRAIN_DRAW: u64 = 0x7472_6169_6e00_0000;
 pub(crate) const TEST_DRAW: u64 = 0x7465_7374_0000_0000;
@@ -129,6 +131,8 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
         limit(&mut dataset)?;
         dataset
     } else if d.dataset == SHAPES {
+        let side = d.image_size;
+        check_generated_data(train_size, test_size, side * side, available_memory())?;
         let spec = ShapesSpec {
             image_size: d.image_size,
             n_scales: d.n_scales,
@@ -137,6 +141,7 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
         };
         shapes_dataset(&spec, train_size, test_size, d.seed)?
     } else if d.dataset == AVB_TOY {
+        check_generated_data(train_size, test_size, 4, available_memory())?;
         genae_data::avb_toy::avb_toy_dataset(train_size, test_size, d.seed)?
     } else {
         let mut dataset = registry::load(&d.dataset, d.dir.as_deref())?;

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config `{path}`: {source}")]
+    #[error("cannot read config `{path}`: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source()`: printed once).
+        error: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("config `{source_name}` is not valid TOML: {message}")]
@@ -84,15 +83,14 @@ pub enum LabError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// A file-system problem.
-    #[error("{action} `{path}`: {source}")]
+    #[error("{action} `{path}`: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source()`: printed once).
+        error: std::io::Error,
     },
     /// A checkpoint that cannot be resumed from.
     #[error("checkpoint `{path}`: {reason}")]
@@ -125,6 +123,15 @@ pub enum LabError {
         /// What is wrong.
         reason: String,
     },
+    /// A setting whose estimated memory exceeds what the machine has, refused before
+    /// allocating it.
+    #[error("{reason}")]
+    Memory {
+        /// The config key(s) that set the size.
+        key: &'static str,
+        /// The estimate against what is available, and what to lower.
+        reason: String,
+    },
     /// A model kind asked for something it cannot do (e.g. `genae` evaluating `L_k` for a
     /// model without an encoder density).
     #[error("model.kind = \"{kind}\": {reason}")]
@@ -142,7 +149,7 @@ impl LabError {
         Self::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }

@@ -47,10 +47,12 @@ mod error;
 mod eval;
 mod inference;
 mod kinds;
+mod memory;
 mod metrics;
 mod plots;
 mod report;
 mod run_dir;
+mod safetensors_file;
 mod summary;
 mod trained;
 mod trainer;
@@ -80,8 +82,8 @@ pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
 pub use summary::{PhaseSummary, RunSummary, TrainTotals};
 pub use trained::ops::{
-    CovarianceKind, EvaluateOptions, EvaluationRecord, FrechetSummary, InterpolateOptions,
-    ReconstructionRecord, SampleOptions, Sampler, Samples,
+    AisSummary, CovarianceKind, EvaluateOptions, EvaluationRecord, FrechetSummary,
+    InterpolateOptions, ReconstructionRecord, SampleOptions, Sampler, Samples,
 };
 pub use trained::{DataSource, SourceImages, TrainedRun};
 pub use trainer::{resume_experiment, run_experiment};

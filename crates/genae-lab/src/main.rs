@@ -154,6 +154,19 @@ enum Command {
         /// Seed of the sampling.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Annealing steps of an AIS estimate of log p(x) (HMC; started from q(z|x), or AVB's
+        /// moment-matched Gaussian; 0: none).
+        #[arg(long, default_value_t = 0)]
+        ais_steps: usize,
+        /// AIS chains per test image.
+        #[arg(long, default_value_t = 16)]
+        ais_chains: i64,
+        /// Test images of the AIS estimate (the first ones; 0: all).
+        #[arg(long, default_value_t = 500)]
+        ais_images: usize,
+        /// Seed of the AIS estimate.
+        #[arg(long, default_value_t = 0)]
+        ais_seed: u64,
         /// Override a value of the run's config (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -256,10 +269,48 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", user_message(&chain_message(&e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause left out when the message before it already says it
+/// (errors that print their source in their own message would otherwise repeat it).
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// An error message without libtorch's C++ stack (the `frame #N:` lines and what follows
+/// `Exception raised from`), with a hint on what to lower when libtorch ran out of memory.
+fn user_message(message: &str) -> String {
+    let mut lines: Vec<&str> = Vec::new();
+    for line in message.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("frame #") || trimmed.starts_with("Exception raised from") {
+            break;
+        }
+        lines.push(line);
+    }
+    let mut text = lines.join("\n").trim_end().to_string();
+    if text.contains("can't allocate memory") || text.contains("out of memory") {
+        text.push_str(
+            "\n(out of memory: lower train.batch_size, eval.batch_size or the samples per \
+             example, train.iwae_k / train.dvae_copies × train.dvae_samples)",
+        );
+    }
+    text
 }
 
 /// Writes a report to stdout; a closed pipe (`genae dataset info x | head`) is not an error.
@@ -406,6 +457,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             chain_steps,
             chain,
             seed,
+            ais_steps,
+            ais_chains,
+            ais_images,
+            ais_seed,
             overrides,
         } => {
             let run = TrainedRun::open_with(&run_dir, &overrides)?;
@@ -418,8 +473,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 chain_steps,
                 chain,
                 seed,
+                ais_steps,
+                ais_chains,
+                ais_images,
+                ais_seed,
             })?;
             println!("test {}", record.test.brief(6));
+            if let Some(ais) = &record.ais {
+                println!(
+                    "AIS ({} steps, {} chains) log p(x) = {:.4} ± {:.4} nats on {} test images",
+                    ais.steps, ais.chains, ais.value, ais.standard_error, ais.n_images
+                );
+            }
             println!("evaluation: {}", file.display());
         }
         Command::Interpolate {
@@ -522,7 +587,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         seed,
                         manifest,
                     };
-                    if !path.exists() && registry::manifest(&name_or_path).is_err() {
+                    // A name with a folder separator or an extension is a path, whether or not
+                    // it exists (its error is then "no such file or folder").
+                    let looks_like_path = name_or_path.contains('/') || path.extension().is_some();
+                    if !path.exists()
+                        && !looks_like_path
+                        && registry::manifest(&name_or_path).is_err()
+                    {
                         // Neither a file nor a registry name: say both.
                         registry::info(&name_or_path, dir.as_deref())?
                     } else {
@@ -552,4 +623,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chain_message, user_message};
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::other("No space left on device");
+        let e = anyhow::Error::new(io).context("writing `x`: No space left on device");
+        assert_eq!(chain_message(&e), "writing `x`: No space left on device");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain_message(&e), "outer: inner");
+    }
+
+    #[test]
+    fn libtorch_stacks_are_cut_and_out_of_memory_gets_a_hint() {
+        let raw = "libtorch: Internal torch error: [enforce fail at alloc_cpu.cpp:127] err == 0. \
+                   DefaultCPUAllocator: can't allocate memory: you tried to allocate 1024 bytes.\n\
+                   frame #0: c10::ThrowEnforceNotMet(char const*) + 0x6a\n\
+                   frame #1: c10::alloc_cpu(unsigned long) + 0x365\n";
+        let text = user_message(raw);
+        assert!(!text.contains("frame #"), "{text}");
+        assert!(text.contains("you tried to allocate 1024 bytes."), "{text}");
+        assert!(text.contains("lower train.batch_size"), "{text}");
+        let plain = "config `x.toml`: field `seed`: must be a number";
+        assert_eq!(user_message(plain), plain);
+        let raised = "libtorch: shape '[2, 3]' is invalid\nException raised from view at a.cpp:1";
+        assert_eq!(user_message(raised), "libtorch: shape '[2, 3]' is invalid");
+    }
 }

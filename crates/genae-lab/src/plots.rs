@@ -36,7 +36,7 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> LabError {
     LabError::Io {
         action: "drawing",
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        error: std::io::Error::other(e.to_string()),
     }
 }
 

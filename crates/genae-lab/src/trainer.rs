@@ -30,6 +30,7 @@ use crate::data::{prepare_data, DeviceSplit, PreparedData};
 use crate::error::LabError;
 use crate::eval::{chains, likelihood, pictures};
 use crate::kinds::{self, Evaluation, FinalResults, RunContext, Step, Trainable};
+use crate::memory::{available_memory, check_objective_memory};
 use crate::metrics::{check_record, to_json, EpochLine, Record, RunningSums};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
@@ -65,7 +66,26 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
     let run_dir = RunDir::open(run_dir)?;
     let _lock = run_dir.lock()?;
     let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
-    train(&config, &run_dir, true)
+    train(&config, &run_dir, true).map_err(|e| match e {
+        // A shape mismatch after overrides: name them, they are what changed the model.
+        LabError::Checkpoint { path, reason }
+            if !overrides.is_empty() && reason.contains("in the config's model") =>
+        {
+            LabError::Checkpoint {
+                path,
+                reason: format!(
+                    "{reason}: the overrides {} change the model's shapes, and a run resumes \
+                     only with the model it was trained with (nothing in the run was changed)",
+                    overrides
+                        .iter()
+                        .map(|o| format!("--set {o}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            }
+        }
+        other => other,
+    })
 }
 
 /// The state of the loop between epochs.
@@ -83,6 +103,8 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
     let f = config.file();
     let device = run_device(config)?;
     let data = prepare_data(config)?;
+    let available = (device == Device::Cpu).then(available_memory).flatten();
+    check_objective_memory(config, data.image_shape(), available)?;
     seed_everything(f.seed);
     let test = DeviceSplit::new(&data.test, device)?;
     let validation = match &data.validation {

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, IxDyn, OwnedRepr};
-use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadableElement};
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement};
+
+use super::npy_header::{check_declared_size, parse_npy_header, read_npz_members};
 
 use crate::{DataError, ImageSet};
 
@@ -114,6 +116,9 @@ fn widen<T: Copy, U>(a: ArrayD<T>, f: impl Fn(T) -> U) -> ArrayD<U> {
 
 /// Reads one `.npy` payload from `bytes`, trying each supported element type.
 fn npy_from_bytes(bytes: &[u8]) -> Result<RawArray, String> {
+    let header = parse_npy_header(bytes)?;
+    let available = bytes.len().saturating_sub(header.data_offset) as u64;
+    check_declared_size(&header, available)?;
     fn one<T: ReadableElement>(bytes: &[u8]) -> Result<Option<ArrayD<T>>, String> {
         match ArrayD::<T>::read_npy(Cursor::new(bytes)) {
             Ok(a) => Ok(Some(a)),
@@ -140,19 +145,9 @@ fn npy_from_bytes(bytes: &[u8]) -> Result<RawArray, String> {
         }
     }
     Ok(RawArray::Other(
-        npy_descr(bytes).unwrap_or_else(|| "an unsupported type".into()),
-        Vec::new(),
+        format!("dtype {}", header.descr),
+        header.shape,
     ))
-}
-
-/// The `descr` of an `.npy` header, for messages.
-fn npy_descr(bytes: &[u8]) -> Option<String> {
-    let header = std::str::from_utf8(bytes.get(10..bytes.len().min(256))?).ok()?;
-    let start = header.find("'descr'")?;
-    let rest = &header[start + 7..];
-    let open = rest.find('\'')?;
-    let close = rest[open + 1..].find('\'')?;
-    Some(format!("dtype {}", &rest[open + 1..open + 1 + close]))
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
@@ -162,17 +157,22 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, &e))
 }
 
-/// The arrays of a `.npy` file: `images` (and `labels` from a sibling file).
-pub fn read_npy(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
-    let bytes = read_bytes(path)?;
+/// Decodes the bytes of one `.npy` file (`path` names it in errors). The header's declared
+/// size is checked against the bytes there before the array is allocated.
+pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<RawArray, DataError> {
     if !bytes.starts_with(b"\x93NUMPY") {
         return Err(DataError::bad_file(
             path,
             "not a NumPy .npy file (no \\x93NUMPY magic)",
         ));
     }
-    let images = npy_from_bytes(&bytes)
-        .map_err(|e| DataError::bad_file(path, format!("unreadable .npy file: {e}")))?;
+    npy_from_bytes(bytes)
+        .map_err(|e| DataError::bad_file(path, format!("unreadable .npy file: {e}")))
+}
+
+/// The arrays of a `.npy` file: `images` (and `labels` from a sibling file).
+pub fn read_npy(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
+    let images = parse_npy(&read_bytes(path)?, path)?;
     let mut arrays = BTreeMap::from([("images".to_string(), images)]);
     let stem = path
         .file_stem()
@@ -184,9 +184,7 @@ pub fn read_npy(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
         .filter(|p| p.as_path() != path && p.is_file())
         .collect();
     if let Some(labels_path) = siblings.first() {
-        let bytes = read_bytes(labels_path)?;
-        let labels = npy_from_bytes(&bytes)
-            .map_err(|e| DataError::bad_file(labels_path, format!("unreadable .npy file: {e}")))?;
+        let labels = parse_npy(&read_bytes(labels_path)?, labels_path)?;
         arrays.insert("labels".to_string(), labels);
     }
     Ok(arrays)
@@ -194,64 +192,43 @@ pub fn read_npy(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
 
 /// The arrays of a `.npz` file, by name (without `.npy`).
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
-    let bytes = read_bytes(path)?;
+    parse_npz(&read_bytes(path)?, path)
+}
+
+/// Decodes the bytes of an `.npz` archive (`path` names it in errors): each member is
+/// decompressed only as far as its `.npy` header declares.
+pub fn parse_npz(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
     if !bytes.starts_with(b"PK") {
         return Err(DataError::bad_file(
             path,
             "not a NumPy .npz file (not a zip archive)",
         ));
     }
-    let bad = |e: String| DataError::bad_file(path, format!("unreadable .npz file: {e}"));
-    let mut npz = NpzReader::new(Cursor::new(&bytes)).map_err(|e| bad(e.to_string()))?;
-    let names = npz.names().map_err(|e| bad(e.to_string()))?;
+    let members = read_npz_members(bytes)
+        .map_err(|e| DataError::bad_file(path, format!("unreadable .npz file: {e}")))?;
     let mut arrays = BTreeMap::new();
-    for name in names {
+    for (name, data) in members {
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-        let mut found = None;
-        for kind in KINDS {
-            macro_rules! try_kind {
-                ($t:ty, $wrap:expr) => {
-                    match npz.by_name::<OwnedRepr<$t>, IxDyn>(&name) {
-                        Ok(a) => Some($wrap(a)),
-                        Err(ndarray_npy::ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_))) => {
-                            None
-                        }
-                        Err(e) => return Err(bad(format!("array `{key}`: {e}"))),
-                    }
-                };
-            }
-            found = match kind {
-                ElementKind::U8 => try_kind!(u8, RawArray::U8),
-                ElementKind::F32 => try_kind!(f32, |a| RawArray::Float(widen(a, f64::from))),
-                ElementKind::F64 => try_kind!(f64, RawArray::Float),
-                ElementKind::I64 => try_kind!(i64, RawArray::Int),
-                ElementKind::I32 => try_kind!(i32, |a| RawArray::Int(widen(a, i64::from))),
-                ElementKind::I16 => try_kind!(i16, |a| RawArray::Int(widen(a, i64::from))),
-                ElementKind::I8 => try_kind!(i8, |a| RawArray::Int(widen(a, i64::from))),
-                ElementKind::U16 => try_kind!(u16, |a| RawArray::Int(widen(a, i64::from))),
-                ElementKind::U32 => try_kind!(u32, |a| RawArray::Int(widen(a, i64::from))),
-                ElementKind::U64 => try_kind!(u64, |a| RawArray::Int(widen(a, |v| i64::try_from(
-                    v
-                )
-                .unwrap_or(-1)))),
-            };
-            if found.is_some() {
-                break;
-            }
-        }
-        arrays.insert(
-            key,
-            found.unwrap_or_else(|| RawArray::Other("an unsupported type".into(), Vec::new())),
-        );
+        let array = npy_from_bytes(&data).map_err(|e| {
+            DataError::bad_file(path, format!("unreadable .npz file: array `{key}`: {e}"))
+        })?;
+        arrays.insert(key, array);
     }
     Ok(arrays)
 }
 
 /// The tensors of a safetensors file, by name.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, RawArray>, DataError> {
+    parse_safetensors(&read_bytes(path)?, path)
+}
+
+/// Decodes the bytes of a safetensors file (`path` names it in errors).
+pub fn parse_safetensors(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<BTreeMap<String, RawArray>, DataError> {
     use safetensors::tensor::Dtype;
-    let bytes = read_bytes(path)?;
-    let tensors = safetensors::SafeTensors::deserialize(&bytes)
+    let tensors = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| DataError::bad_file(path, format!("not a readable safetensors file ({e})")))?;
     let mut arrays = BTreeMap::new();
     for (name, view) in tensors.tensors() {

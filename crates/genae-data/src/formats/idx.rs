@@ -23,7 +23,6 @@
 //! # Ok::<(), genae_data::DataError>(())
 //! ```
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::{DataError, ImageSet};
@@ -33,11 +32,6 @@ pub const IDX_UNSIGNED_BYTE: u8 = 0x08;
 
 /// The two magic bytes every gzip stream starts with.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Largest initial buffer reserved for a gzip stream, as a multiple of its compressed size (the
-/// trailer's size field is only a hint: a corrupt one must not reserve gigabytes). The buffer
-/// still grows past this if the stream really does decompress to more.
-const GZIP_RESERVE_RATIO: usize = 64;
 
 /// A decoded IDX array of unsigned bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,19 +145,15 @@ pub fn load_idx_pair(
     ImageSet::new(pixels, labels, image_shape)
 }
 
-/// Decompresses a whole gzip stream (all members) into one buffer.
+/// Decompresses a gzip stream (all members), reading no more than the IDX header inside
+/// declares (plus one byte, to tell trailing data), so a small file that expands to gigabytes
+/// is refused after a few bytes of output, not after exhausting memory. A header declaring
+/// more than the compressed bytes could ever expand to is refused before decompressing it.
 fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
-    // The last 4 bytes of a gzip file are the uncompressed size modulo 2^32: a good hint for the
-    // capacity, capped so that a corrupt trailer cannot reserve gigabytes.
-    let hint = match bytes.len().checked_sub(4).and_then(|i| bytes.get(i..)) {
-        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
-        _ => 0,
-    };
-    let cap = bytes.len().saturating_mul(GZIP_RESERVE_RATIO);
-    let mut out = Vec::with_capacity(hint.min(cap));
-    flate2::bufread::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|err| {
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(bytes);
+    let mut out = Vec::new();
+    let mut read = |out: &mut Vec<u8>, up_to: usize| -> Result<(), DataError> {
+        super::read_up_to(&mut decoder, out, up_to).map_err(|err| {
             DataError::bad_file(
                 path,
                 format!(
@@ -173,8 +163,59 @@ fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
                     out.len()
                 ),
             )
-        })?;
+        })
+    };
+    read(&mut out, 4)?;
+    let ndims = match out.as_slice() {
+        [0, 0, _, n] => usize::from(*n),
+        // Not an IDX header: `parse_header` names what is wrong with it.
+        _ => return Ok(out),
+    };
+    let header_len = 4 + 4 * ndims;
+    read(&mut out, header_len)?;
+    let Some(dims) = out.get(4..header_len) else {
+        return Ok(out);
+    };
+    let expected = dims.chunks_exact(4).try_fold(1usize, |acc, c| {
+        acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+    });
+    let Some(expected) = expected else {
+        return Ok(out);
+    };
+    let most = bytes
+        .len()
+        .saturating_mul(super::DEFLATE_MAX_RATIO)
+        .saturating_add(4096);
+    if expected > most {
+        return Err(DataError::bad_file(
+            path,
+            format!(
+                "truncated: the header (after gzip decompression) declares {expected} bytes of \
+                 data, more than {} compressed bytes can expand to",
+                bytes.len()
+            ),
+        ));
+    }
+    read(&mut out, header_len + expected + 1)?;
+    if out.len() > header_len + expected {
+        return Err(DataError::bad_file(
+            path,
+            format!(
+                "trailing data: the header says {} ({expected} bytes) but more bytes follow \
+                 (after gzip decompression)",
+                describe(&dims_of(&out[4..header_len]))
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// The dimensions in an IDX header's dimension bytes.
+fn dims_of(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect()
 }
 
 /// Parses and checks the header; returns the dimensions and the header length. Checks that
@@ -223,10 +264,7 @@ fn parse_header(
             bytes.len() - 4
         )));
     };
-    let dims: Vec<usize> = dim_bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
+    let dims = dims_of(dim_bytes);
     let payload = bytes.len() - header_len;
     let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
         return Err(bad(format!(

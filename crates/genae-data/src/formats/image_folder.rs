@@ -268,9 +268,26 @@ impl std::fmt::Display for Unreadable {
 /// bytes, planar).
 fn load_one(path: &Path, side: u32, channels: Channels, out: &mut [u8]) -> Result<(), Unreadable> {
     let bytes = std::fs::read(path).map_err(Unreadable::Io)?;
-    let image = image::load_from_memory(&bytes)
+    decode_into(&bytes, side, channels, out)
+}
+
+/// Decodes one PNG or JPEG file's bytes as the folder loader does: converted to `channels`,
+/// centre-cropped to a square and resized to `side × side`, planar (`C × side × side` bytes).
+/// The `image` crate's default limits bound what a header can make it allocate.
+pub fn decode_image(bytes: &[u8], side: u32, channels: Channels) -> Result<Vec<u8>, String> {
+    let mut out = vec![0; channels.count() * side as usize * side as usize];
+    decode_into(bytes, side, channels, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn decode_into(
+    bytes: &[u8],
+    side: u32,
+    channels: Channels,
+    out: &mut [u8],
+) -> Result<(), Unreadable> {
+    let image = image::load_from_memory(bytes)
         .map_err(|err| Unreadable::Decode(format!("cannot decode image: {err}")))?;
-    drop(bytes);
     let (width, height) = (image.width(), image.height());
     if width == 0 || height == 0 {
         return Err(Unreadable::Decode(format!(

@@ -21,7 +21,6 @@
 //! message saying so.
 
 use std::borrow::Cow;
-use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
@@ -273,17 +272,13 @@ fn read_mat<'a>(bytes: &'a [u8], wanted: &[&str]) -> Result<MatVars<'a>, String>
             }
             MI_COMPRESSED => {
                 let compressed = &bytes[element.data.clone()];
-                let mut buf = Vec::with_capacity(compressed.len().saturating_mul(2));
-                flate2::read::ZlibDecoder::new(compressed)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| {
-                        format!(
-                            "corrupt zlib stream in the compressed element at byte {offset} ({} \
-                             compressed bytes, {} decompressed before the error): {e}",
-                            compressed.len(),
-                            buf.len()
-                        )
-                    })?;
+                let buf = inflate_element(compressed, little_endian).map_err(|e| {
+                    format!(
+                        "corrupt zlib stream in the compressed element at byte {offset} ({} \
+                         compressed bytes): {e}",
+                        compressed.len()
+                    )
+                })?;
                 let inner = read_element(&buf, 0, little_endian).map_err(|e| {
                     format!("corrupt MAT file: in the compressed element at byte {offset}: {e}")
                 })?;
@@ -334,6 +329,48 @@ fn keep<'a>(
             data: data(),
         });
     }
+}
+
+/// Inflates a compressed element's zlib stream, reading no more than the element inside
+/// declares in its tag (plus one byte, to tell trailing data): a small stream that expands to
+/// gigabytes is not decompressed past the size the element claims, and a claim larger than the
+/// compressed bytes could ever expand to is refused before decompressing.
+fn inflate_element(compressed: &[u8], little_endian: bool) -> Result<Vec<u8>, String> {
+    let mut decoder = flate2::read::ZlibDecoder::new(compressed);
+    let mut out = Vec::new();
+    let mut read = |out: &mut Vec<u8>, up_to: usize| -> Result<(), String> {
+        super::read_up_to(&mut decoder, out, up_to)
+            .map_err(|e| format!("{e} ({} bytes decompressed before the error)", out.len()))
+    };
+    read(&mut out, 8)?;
+    let (Some(first), Some(size)) = (
+        read_u32(&out, 0, little_endian),
+        read_u32(&out, 4, little_endian),
+    ) else {
+        return Ok(out);
+    };
+    if first >> 16 != 0 {
+        return Ok(out);
+    }
+    let size = size as usize;
+    let most = compressed
+        .len()
+        .saturating_mul(super::DEFLATE_MAX_RATIO)
+        .saturating_add(4096);
+    if size > most {
+        return Err(format!(
+            "the element inside claims {size} bytes, more than {} compressed bytes can expand to",
+            compressed.len()
+        ));
+    }
+    // Up to 7 bytes of padding to a multiple of 8 are tolerated after the element.
+    read(&mut out, 8 + size + 8)?;
+    if out.len() > 8 + size + 7 {
+        return Err(format!(
+            "more data than the {size} bytes the element inside claims"
+        ));
+    }
+    Ok(out)
 }
 
 /// Reads the data element whose tag starts at `offset` in `buf` (either tag format), checking

@@ -229,13 +229,52 @@ fn detect_cifar(dir: &Path) -> Result<Option<Plan>, DataError> {
     Ok(None)
 }
 
+/// Refuses a folder (or other non-file) under an IDX file's name: it would otherwise be
+/// skipped and its split silently dropped.
+fn check_idx_entries_are_files(dir: &Path) -> Result<(), DataError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, &e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = strip_gz(&name);
+        let idx_name = stem.ends_with("-idx3-ubyte") || stem.ends_with("-idx1-ubyte");
+        if idx_name && !entry.path().is_file() {
+            let what = if entry.path().is_dir() {
+                "is a folder, not an IDX file"
+            } else {
+                "is not a regular file (a device, pipe, socket or broken link)"
+            };
+            return Err(DataError::bad_file(entry.path(), what));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an IDX labels file whose images file is missing (its split would be dropped).
+fn check_idx_labels_have_images(dir: &Path, names: &[String]) -> Result<(), DataError> {
+    for labels in names
+        .iter()
+        .filter(|n| strip_gz(n).ends_with("labels-idx1-ubyte"))
+    {
+        let stem = strip_gz(labels).replace("labels-idx1-ubyte", "images-idx3-ubyte");
+        if !names.iter().any(|n| strip_gz(n) == stem) {
+            return Err(DataError::bad_file(
+                dir.join(labels),
+                format!("no images file `{stem}.gz` (or `{stem}`) next to it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn detect_dir(dir: &Path) -> Result<Plan, DataError> {
     let names = list_files(dir)?;
+    check_idx_entries_are_files(dir)?;
     let idx: Vec<&String> = names
         .iter()
         .filter(|n| strip_gz(n).ends_with("images-idx3-ubyte"))
         .collect();
     if !idx.is_empty() {
+        check_idx_labels_have_images(dir, &names)?;
         return detect_idx(dir, &names, &idx);
     }
     let mats: Vec<&String> = names
@@ -418,10 +457,23 @@ pub(super) fn resolve_path(path: &Path) -> Result<PathSource, DataError> {
     } else if path.is_file() {
         detect_file(path).map(PathSource::Detected)
     } else {
-        Err(DataError::io(
+        Err(not_a_file_or_folder(path))
+    }
+}
+
+/// The error for a path that is neither a regular file nor a folder: missing, or a device,
+/// pipe or socket (`/dev/zero`).
+pub(super) fn not_a_file_or_folder(path: &Path) -> DataError {
+    if path.exists() {
+        DataError::bad_file(
+            path,
+            "is not a regular file or folder (a device, pipe or socket): give a data file or folder",
+        )
+    } else {
+        DataError::io(
             path,
             &io::Error::new(io::ErrorKind::NotFound, "no such file or folder"),
-        ))
+        )
     }
 }
 

@@ -204,11 +204,8 @@ fn user_manifest(
 
 /// The format to read `path` as, and whether it is an array file.
 fn chosen_format(path: &Path, options: &PathOptions) -> Result<Option<Format>, DataError> {
-    if !path.exists() {
-        return Err(DataError::io(
-            path,
-            &std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
-        ));
+    if !path.is_file() && !path.is_dir() {
+        return Err(super::detect::not_a_file_or_folder(path));
     }
     let detected = if path.is_file() {
         array_format(path)
@@ -248,17 +245,20 @@ pub fn load_path_with(path: &Path, options: &PathOptions) -> Result<Dataset, Dat
                 check.status,
                 super::CheckStatus::Mismatch | super::CheckStatus::Missing
             ) {
+                let size = |s: Option<u64>| s.map_or("?".to_string(), |n| format!("{n} bytes"));
+                let listed =
+                    |s: Option<u64>| s.map_or("no size".to_string(), |n| format!("{n} bytes"));
                 return Err(DataError::bad_file(
                     &check.file,
                     format!(
-                        "does not match its manifest `{}` ({}: size {:?}, SHA-256 {}; the \
-                         manifest lists size {:?}, SHA-256 {})",
+                        "does not match its manifest `{}` ({}): the file has {}, SHA-256 {}; the \
+                         manifest lists {}, SHA-256 {}",
                         manifest.source.display(),
                         check.status,
-                        check.actual_size,
+                        size(check.actual_size),
                         check.actual_sha256.as_deref().unwrap_or("?"),
-                        check.expected_size,
-                        check.expected_sha256.as_deref().unwrap_or("-")
+                        listed(check.expected_size),
+                        check.expected_sha256.as_deref().unwrap_or("none")
                     ),
                 ));
             }

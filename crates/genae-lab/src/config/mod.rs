@@ -492,6 +492,17 @@ pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<()> {
         return Err(fail(format!("`{key}` is not a dotted key")));
     }
     let raw = raw.trim();
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && raw.parse::<i64>().is_err()
+    {
+        return Err(fail(format!(
+            "{raw} does not fit a TOML integer (from {} to {})",
+            i64::MIN,
+            i64::MAX
+        )));
+    }
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
@@ -744,6 +755,14 @@ mod tests {
         let err = parse("", &["train.epochs"]).unwrap_err().to_string();
         assert!(
             err.contains("train.epochs") && err.contains("key=value"),
+            "{err}"
+        );
+        let err = parse("", &["seed=18446744073709551615"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("seed=18446744073709551615")
+                && err.contains("does not fit a TOML integer"),
             "{err}"
         );
         let err = parse("seed = 3\n", &["seed.x=1"]).unwrap_err().to_string();

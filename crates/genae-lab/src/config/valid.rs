@@ -204,7 +204,7 @@ impl ValidConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string(), overrides)
     }

@@ -187,7 +187,7 @@ impl InferenceConfig {
         let path = std::path::Path::new(name_or_path);
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string(), overrides)
     }

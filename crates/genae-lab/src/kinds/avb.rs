@@ -124,17 +124,11 @@ impl AvbKind {
         let started = Instant::now();
         let n = (self.section.ais_images as i64).clamp(1, run.test.n.max(1));
         let x = run.test.head(n);
-        let start = self.avb.posterior_moments(&x)?.gaussian()?;
         let config = AisConfig {
             steps: self.section.ais_steps,
             ..Default::default()
         };
-        let out = ais_log_likelihood(
-            &GenerativeHalf(&self.avb.decoder),
-            &x,
-            AisInitial::Gaussian(&start),
-            &config,
-        )?;
+        let out = self.ais(&x, &config)?;
         let mean = |t: &Tensor| t.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
         Ok(AvbAisSummary {
             steps: self.section.ais_steps,
@@ -144,6 +138,17 @@ impl AvbKind {
             mean_ess: mean(&out.ess),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// AIS on `x` from the moment-matched Gaussian of `q(z|x)`.
+    fn ais(&self, x: &Tensor, config: &AisConfig) -> Result<genae_samplers::AisOutput, LabError> {
+        let start = self.avb.posterior_moments(x)?.gaussian()?;
+        Ok(ais_log_likelihood(
+            &GenerativeHalf(&self.avb.decoder),
+            x,
+            AisInitial::Gaussian(&start),
+            config,
+        )?)
     }
 }
 
@@ -237,6 +242,14 @@ impl Trainable for AvbKind {
 
     fn likelihood_proposal(&self) -> &'static str {
         "proposal: the moment-matched Gaussian of q(z|x)"
+    }
+
+    fn ais_log_likelihood(
+        &self,
+        x: &Tensor,
+        config: &AisConfig,
+    ) -> Result<Option<genae_samplers::AisOutput>, LabError> {
+        Ok(Some(self.ais(x, config)?))
     }
 
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {

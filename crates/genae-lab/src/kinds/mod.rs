@@ -187,6 +187,17 @@ pub(crate) trait Trainable {
         Ok(None)
     }
 
+    /// Annealed importance sampling of `log p(x)` for the images `x` (genae-samplers' AIS with
+    /// HMC transitions), started from the kind's Gaussian proposal (the VAE's `q(z|x)`, AVB's
+    /// moment-matched Gaussian), for kinds with a decoder density; `None` for the others.
+    fn ais_log_likelihood(
+        &self,
+        _x: &Tensor,
+        _config: &genae_samplers::AisConfig,
+    ) -> Result<Option<genae_samplers::AisOutput>, LabError> {
+        Ok(None)
+    }
+
     /// What the importance samples of [`Trainable::log_likelihood`] are drawn from.
     fn likelihood_proposal(&self) -> &'static str {
         "proposal q(z|x)"

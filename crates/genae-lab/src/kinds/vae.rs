@@ -94,6 +94,20 @@ impl Trainable for VaeKind {
         Ok(Some(encoder_log_likelihood(&self.vae, run, eval)?))
     }
 
+    fn ais_log_likelihood(
+        &self,
+        x: &Tensor,
+        config: &genae_samplers::AisConfig,
+    ) -> Result<Option<genae_samplers::AisOutput>, LabError> {
+        let out = genae_samplers::ais_log_likelihood(
+            &self.vae,
+            x,
+            genae_samplers::AisInitial::Encoder,
+            config,
+        )?;
+        Ok(Some(out))
+    }
+
     fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
         let q = tch::no_grad(|| self.vae.encoder.encode(x))?;
         Ok(vec![

@@ -102,6 +102,35 @@ pub struct EvaluateOptions {
     /// Seed of the sampling (not of `L_k`, which uses the run's own evaluation seed so that
     /// the same settings repeat the training-time number).
     pub seed: u64,
+    /// Annealing steps of an AIS estimate of `log p(x)` (0: none).
+    pub ais_steps: usize,
+    /// AIS chains per image.
+    pub ais_chains: i64,
+    /// Test images of the AIS estimate (the first ones; 0: all).
+    pub ais_images: usize,
+    /// Seed of the AIS estimate.
+    pub ais_seed: u64,
+}
+
+/// The AIS estimate of one evaluation (`ais` in its JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AisSummary {
+    /// Annealing steps (HMC transitions, 10 leapfrog steps each, adapted step size).
+    pub steps: usize,
+    /// Chains per image.
+    pub chains: i64,
+    /// Test images (the first ones).
+    pub n_images: usize,
+    /// Mean estimate of `log p(x)`, nats per image (a stochastic lower bound).
+    pub value: f64,
+    /// Standard error of that mean over the images.
+    pub standard_error: f64,
+    /// Mean effective sample size of the chains' weights (out of `chains`).
+    pub mean_ess: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Seconds it took.
+    pub seconds: f64,
 }
 
 impl Default for EvaluateOptions {
@@ -116,6 +145,10 @@ impl Default for EvaluateOptions {
             chain_steps: vec![5],
             chain: false,
             seed: 0,
+            ais_steps: 0,
+            ais_chains: 16,
+            ais_images: 500,
+            ais_seed: 0,
         }
     }
 }
@@ -159,6 +192,9 @@ pub struct EvaluationRecord {
     /// The `[chain]` evaluation, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<crate::ChainSummary>,
+    /// The AIS estimate of `log p(x)`, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ais: Option<AisSummary>,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -559,14 +595,78 @@ impl TrainedRun {
         } else {
             None
         };
+        let ais = if options.ais_steps > 0 {
+            Some(self.ais(options)?)
+        } else {
+            None
+        };
         Ok(EvaluationRecord {
             run_dir: self.dir().to_path_buf(),
             weights: self.weights_file().to_path_buf(),
             test,
             frechet,
             chain,
+            ais,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// AIS on the first `ais_images` test images, in batches of images (all chains of an
+    /// image in one batch), seeded by `ais_seed`.
+    fn ais(&self, options: &EvaluateOptions) -> Result<AisSummary, LabError> {
+        let started = Instant::now();
+        let n = match options.ais_images {
+            0 => self.test.n,
+            m => (m as i64).min(self.test.n),
+        };
+        let config = genae_samplers::AisConfig {
+            steps: options.ais_steps,
+            chains: options.ais_chains,
+            ..Default::default()
+        };
+        tch::manual_seed(options.ais_seed as i64);
+        // About 4 096 chains per batch keeps the decoder passes large and the memory small.
+        let per_batch = (4096 / options.ais_chains.max(1)).max(1);
+        let (mut values, mut ess) = (Vec::new(), Vec::new());
+        for (start, len) in crate::data::batch_ranges(n, per_batch) {
+            let x = self.test.x.f_narrow(0, start, len)?;
+            let out = self.model.ais_log_likelihood(&x, &config)?.ok_or_else(|| {
+                self.unsupported(
+                    "no AIS estimate: the model has no decoder density with a Gaussian start",
+                )
+            })?;
+            values.push(out.log_normalizer.to_kind(Kind::Double));
+            ess.push(out.ess.to_kind(Kind::Double));
+        }
+        let values = Tensor::f_cat(&values, 0)?;
+        let ess = Tensor::f_cat(&ess, 0)?;
+        let mean = values.mean(Kind::Double).double_value(&[]);
+        let sd = if n > 1 {
+            values.std(true).double_value(&[])
+        } else {
+            0.0
+        };
+        let summary = AisSummary {
+            steps: options.ais_steps,
+            chains: options.ais_chains,
+            n_images: n as usize,
+            value: mean,
+            standard_error: sd / (n as f64).sqrt(),
+            mean_ess: ess.mean(Kind::Double).double_value(&[]),
+            seed: options.ais_seed,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        note!(
+            "AIS ({} steps, {} chains) = {:.4} ± {:.4} nats on {} test images (ESS {:.1}) in {:.1} s",
+            summary.steps,
+            summary.chains,
+            summary.value,
+            summary.standard_error,
+            summary.n_images,
+            summary.mean_ess,
+            summary.seconds
+        );
+        Ok(summary)
     }
 
     /// Fréchet distances of prior, GMM and chain samples to the test images.
@@ -722,16 +822,7 @@ fn write_tensors_atomic(
     name: &str,
     named: &[(String, Tensor)],
 ) -> Result<(), LabError> {
-    let tmp = out.temporary(name);
-    let cpu: Vec<(String, Tensor)> = named
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.f_to_device(tch::Device::Cpu)?.f_contiguous()?)))
-        .collect::<Result<_, LabError>>()?;
-    if let Err(e) = Tensor::write_safetensors(&cpu, &tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    std::fs::rename(&tmp, out.file(name)).map_err(|e| LabError::io("writing", &out.file(name), e))
+    out.write_atomic(name, &crate::safetensors_file::safetensors_bytes(named)?)
 }
 
 /// The array-file formats `genae embed` writes.
