@@ -37,6 +37,18 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/fashion-aae-2d.toml"),
     ),
     (
+        "fashion-aae-labels",
+        include_str!("../configs/fashion-aae-labels.toml"),
+    ),
+    (
+        "fashion-vae-logistic",
+        include_str!("../configs/fashion-vae-logistic.toml"),
+    ),
+    (
+        "fashion-vqvae-logistic",
+        include_str!("../configs/fashion-vqvae-logistic.toml"),
+    ),
+    (
         "fashion-vae-chain",
         include_str!("../configs/fashion-vae-chain.toml"),
     ),

@@ -6,7 +6,7 @@
 //! `GatedPixelCnn`) stays separate, trained on [`VqVae::encode_codes`] of the data.
 
 use genae_zoo::{
-    discretized_gaussian_log_prob, GenerativeDecoder, VqDecoder, VqEncoder, VqNetConfig,
+    discretized_gaussian_log_prob, GenerativeDecoder, Likelihood, VqDecoder, VqEncoder, VqNetConfig,
 };
 use tch::{nn, Kind, Tensor};
 
@@ -15,9 +15,13 @@ use crate::{QuantizerConfig, QuantizerOutput, Result, SamplerError, VectorQuanti
 /// What one [`VqVae::forward_t`] pass computes.
 #[derive(Debug)]
 pub struct VqVaeOutput {
-    /// The reconstruction mean `x̂` (raw decoder output, not clamped) in the layout of the input
-    /// (`[N, C·H·W]` for flat input, `[N, C, H, W]` for images).
+    /// The reconstruction mean `x̂` (raw decoder output, not clamped, for the squared-error
+    /// model; the likelihood's mean otherwise) in the layout of the input (`[N, C·H·W]` for
+    /// flat input, `[N, C, H, W]` for images).
     pub reconstruction: Tensor,
+    /// `log p(x | z_q)` per example `[N]` under the model's decoder likelihood, when it has one
+    /// ([`VqVae::with_likelihood`]); `None` for the squared-error model.
+    pub log_likelihood: Option<Tensor>,
     /// The quantizer's output on the encoder grid: straight-through codes, indices `[N, h, w]`,
     /// codebook and commitment losses, perplexity and usage.
     pub quantizer: QuantizerOutput,
@@ -28,9 +32,13 @@ pub struct VqVaeOutput {
 }
 
 impl VqVaeOutput {
-    /// `Σ_pixels (x − x̂)²` averaged over the batch: the reconstruction term of the loss.
+    /// The reconstruction term of the loss: `−log p(x | z_q)` averaged over the batch with a
+    /// decoder likelihood, else `Σ_pixels (x − x̂)²` averaged over the batch.
     pub fn reconstruction_loss(&self) -> Tensor {
-        &self.squared_error / self.batch_size as f64
+        match &self.log_likelihood {
+            Some(log_lik) => -log_lik.mean(Kind::Float),
+            None => &self.squared_error / self.batch_size as f64,
+        }
     }
 
     /// The training loss: [`reconstruction_loss`](Self::reconstruction_loss) plus the
@@ -51,8 +59,9 @@ pub struct EncodedData {
     pub squared_error: f64,
     /// How many grid vectors each code quantised (`Int64`, `[K]`).
     pub usage: Tensor,
-    /// `Σ log p(x | z_q)` under the discretised Gaussian of standard deviation `σ`
-    /// ([`discretized_gaussian_log_prob`]), when a `σ` was given.
+    /// `Σ log p(x | z_q)`: under the model's decoder likelihood when it has one, else under
+    /// the discretised Gaussian of standard deviation `σ` ([`discretized_gaussian_log_prob`])
+    /// when a `σ` was given.
     pub log_prob: Option<f64>,
 }
 
@@ -93,8 +102,10 @@ pub struct VqVae {
     pub encoder: VqEncoder,
     /// The codebook and the straight-through quantizer.
     pub quantizer: VectorQuantizer,
-    /// Quantised grids ↦ reconstruction means `[N, C, H, W]`.
+    /// Quantised grids ↦ reconstruction means `[N, C, H, W]` (or the likelihood's parameter
+    /// maps `[N, k·C, H, W]`).
     pub decoder: VqDecoder,
+    likelihood: Option<Likelihood>,
 }
 
 impl VqVae {
@@ -107,6 +118,51 @@ impl VqVae {
         net: &VqNetConfig,
         quantizer: &QuantizerConfig,
     ) -> Result<Self> {
+        Self::with_likelihood(path, image_shape, net, quantizer, None)
+    }
+
+    /// As [`VqVae::new`], with a decoder likelihood `p(x | z_q)` (`None`: the squared-error
+    /// model of `new`). The decoder then outputs the likelihood's parameter maps (for
+    /// `discretized_logistic`, a location and a log-scale per pixel), the loss's
+    /// reconstruction term is `−log p(x | z_q)`, and reconstructions are the likelihood's
+    /// mean. Only the discretised logistic is accepted: it is the one fit for 8-bit data in
+    /// `[0, 1]` that gives a proper probability of the data (bits/dim).
+    ///
+    /// ```
+    /// use genae_samplers::{QuantizerConfig, VqVae};
+    /// use genae_zoo::{Likelihood, VqNetConfig};
+    /// use tch::{nn, Device, Kind, Tensor};
+    ///
+    /// let vs = nn::VarStore::new(Device::Cpu);
+    /// let net = VqNetConfig { hidden_channels: 16, residual_channels: 8, code_dim: 4, ..Default::default() };
+    /// let quantizer = QuantizerConfig { num_codes: 32, code_dim: 4, ..Default::default() };
+    /// let logistic = Likelihood::DiscretizedLogistic { bins: 256 };
+    /// let model = VqVae::with_likelihood(&vs.root(), [1, 28, 28], &net, &quantizer, Some(logistic)).unwrap();
+    /// let x = (Tensor::rand([5, 784], (Kind::Float, Device::Cpu)) * 255.0).round() / 255.0;
+    /// let out = model.forward_t(&x, true).unwrap();
+    /// assert_eq!(out.log_likelihood.as_ref().unwrap().size(), [5]);
+    /// assert_eq!(out.reconstruction.size(), [5, 784]);
+    /// out.loss().backward();
+    /// ```
+    pub fn with_likelihood(
+        path: &nn::Path,
+        image_shape: [i64; 3],
+        net: &VqNetConfig,
+        quantizer: &QuantizerConfig,
+        likelihood: Option<Likelihood>,
+    ) -> Result<Self> {
+        if let Some(l) = &likelihood {
+            if !matches!(l, Likelihood::DiscretizedLogistic { .. }) {
+                return Err(SamplerError::InvalidConfig {
+                    field: "likelihood",
+                    reason: format!(
+                        "a VQ-VAE's decoder likelihood is the squared error (none) or                          `discretized_logistic`, not `{}`",
+                        l.name()
+                    ),
+                });
+            }
+            l.validate()?;
+        }
         if net.code_dim != quantizer.code_dim {
             return Err(SamplerError::InvalidConfig {
                 field: "code_dim",
@@ -119,8 +175,33 @@ impl VqVae {
         Ok(Self {
             encoder: VqEncoder::new(&(path / "encoder"), image_shape, net)?,
             quantizer: VectorQuantizer::new(&(path / "quantizer"), quantizer)?,
-            decoder: VqDecoder::new(&(path / "decoder"), image_shape, net)?,
+            decoder: VqDecoder::with_outputs(
+                &(path / "decoder"),
+                image_shape,
+                net,
+                likelihood.as_ref().map_or(1, Likelihood::num_outputs),
+            )?,
+            likelihood,
         })
+    }
+
+    /// The decoder likelihood (`None`: the squared-error model).
+    pub fn likelihood(&self) -> Option<&Likelihood> {
+        self.likelihood.as_ref()
+    }
+
+    /// The reconstruction mean `[N, C, H, W]` of raw decoder outputs.
+    fn mean_of(&self, raw: &Tensor) -> genae_zoo::Result<Tensor> {
+        match &self.likelihood {
+            None => Ok(raw.shallow_clone()),
+            Some(l) => {
+                let [c, h, w] = self.image_shape();
+                let n = raw.size()[0];
+                Ok(l.distribution(&raw.f_reshape([n, -1])?)?
+                    .mean()
+                    .f_reshape([n, c, h, w])?)
+            }
+        }
     }
 
     /// The image shape `[C, H, W]`.
@@ -140,13 +221,23 @@ impl VqVae {
     /// input's layout.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<VqVaeOutput> {
         let quantizer = self.quantizer.forward_t(&self.encoder.encode(x)?, train)?;
-        let reconstruction = self.decoder.decode(&quantizer.quantized)?.f_view_as(x)?;
+        let raw = self.decoder.decode(&quantizer.quantized)?;
+        let n = x.size()[0];
+        let (reconstruction, log_likelihood) = match &self.likelihood {
+            None => (raw.f_view_as(x)?, None),
+            Some(l) => {
+                let p = l.distribution(&raw.f_reshape([n, -1])?)?;
+                let log_lik = p.log_prob(&x.f_reshape([n, -1])?)?;
+                (p.mean().f_reshape_as(x)?, Some(log_lik))
+            }
+        };
         let squared_error = reconstruction
             .f_sub(x)?
             .f_square()?
             .f_sum(reconstruction.kind())?;
         Ok(VqVaeOutput {
             reconstruction,
+            log_likelihood,
             quantizer,
             squared_error,
             batch_size: x.size()[0],
@@ -162,7 +253,7 @@ impl VqVae {
     /// Reconstruction means `[N, C, H, W]` of index grids `[N, h, w]` (e.g. a prior's samples);
     /// differentiable in the codebook and decoder.
     pub fn decode_codes(&self, codes: &Tensor) -> Result<Tensor> {
-        Ok(self.decoder.decode(&self.quantizer.lookup(codes)?)?)
+        Ok(self.mean_of(&self.decoder.decode(&self.quantizer.lookup(codes)?)?)?)
     }
 
     /// Reconstruction means through the nearest codes, in the input's layout, without
@@ -209,10 +300,17 @@ impl VqVae {
                     .squared_error
                     .f_to_kind(Kind::Double)?
                     .f_double_value(&[])?;
-                if let Some(sigma) = sigma {
-                    log_prob += discretized_gaussian_log_prob(&out.reconstruction, sigma, &batch)?
-                        .f_sum(Kind::Double)?
-                        .f_double_value(&[])?;
+                let batch_log_prob = match (&out.log_likelihood, sigma) {
+                    (Some(log_lik), _) => Some(log_lik.shallow_clone()),
+                    (None, Some(sigma)) => Some(discretized_gaussian_log_prob(
+                        &out.reconstruction,
+                        sigma,
+                        &batch,
+                    )?),
+                    (None, None) => None,
+                };
+                if let Some(lp) = batch_log_prob {
+                    log_prob += lp.f_sum(Kind::Double)?.f_double_value(&[])?;
                 }
                 usage = usage.f_add(&out.quantizer.usage)?;
                 codes.push(out.quantizer.indices);
@@ -228,7 +326,7 @@ impl VqVae {
                 codes,
                 squared_error,
                 usage,
-                log_prob: sigma.map(|_| log_prob),
+                log_prob: (sigma.is_some() || self.likelihood.is_some()).then_some(log_prob),
             })
         })
     }
@@ -238,6 +336,6 @@ impl VqVae {
 /// `[N, C·H·W]`.
 impl GenerativeDecoder for VqVae {
     fn decode_mean(&self, z: &Tensor) -> genae_zoo::Result<Tensor> {
-        Ok(self.decoder.decode(z)?.f_flatten(1, -1)?)
+        Ok(self.mean_of(&self.decoder.decode(z)?)?.f_flatten(1, -1)?)
     }
 }

@@ -51,6 +51,23 @@ pub struct AaeConfig {
     /// (needs `prior = gaussian_mixture` with as many components).
     #[serde(default)]
     pub label_classes: i64,
+    /// Weight `γ` of the R1 gradient penalty on the discriminator (Mescheder et al. 2018):
+    /// `γ/2 · E‖∇_z D(z)‖²` over prior draws, added to its loss (0: none). It keeps `D`
+    /// smooth where the prior is, so it cannot grow arbitrarily sharp against codes the
+    /// encoder cannot move (for example misclassified ones in a label-conditioned AAE).
+    #[serde(default)]
+    pub discriminator_r1: f64,
+    /// Weight `λ` of the gradient penalty of Gulrajani et al. (2017) on the discriminator:
+    /// `λ · E(‖∇_z D(ẑ)‖ − 1)²` at points `ẑ = u·prior + (1 − u)·code`, `u ~ U(0, 1)`, on the
+    /// segments between each code and its prior draw (same label), added to its loss (0:
+    /// none). Unlike R1 it shapes `D` between the codes and the prior, so the generator gets a
+    /// gradient of about unit size towards the prior even where `D` is sure.
+    #[serde(default)]
+    pub discriminator_gp: f64,
+    /// One-sided label smoothing `s` (Salimans et al. 2016): the discriminator's target for
+    /// prior draws is `1 − s` instead of 1 (codes stay 0). In `[0, 0.5)`.
+    #[serde(default)]
+    pub label_smoothing: f64,
 }
 
 impl Default for AaeConfig {
@@ -61,6 +78,9 @@ impl Default for AaeConfig {
             discriminator_hidden: vec![512, 512],
             prior: LatentPrior::Gaussian,
             label_classes: 0,
+            discriminator_r1: 0.0,
+            discriminator_gp: 0.0,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -83,6 +103,24 @@ impl AaeConfig {
             return Err(ZooError::InvalidConfig {
                 field: "label_classes",
                 reason: format!("must be ≥ 0, got {}", self.label_classes),
+            });
+        }
+        if !(self.discriminator_r1.is_finite() && self.discriminator_r1 >= 0.0) {
+            return Err(ZooError::InvalidConfig {
+                field: "discriminator_r1",
+                reason: format!("must be a finite number ≥ 0, got {}", self.discriminator_r1),
+            });
+        }
+        if !(self.discriminator_gp.is_finite() && self.discriminator_gp >= 0.0) {
+            return Err(ZooError::InvalidConfig {
+                field: "discriminator_gp",
+                reason: format!("must be a finite number ≥ 0, got {}", self.discriminator_gp),
+            });
+        }
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            return Err(ZooError::InvalidConfig {
+                field: "label_smoothing",
+                reason: format!("must be in [0, 0.5), got {}", self.label_smoothing),
             });
         }
         if self.label_classes > 0 {
@@ -152,6 +190,12 @@ pub struct DiscriminatorLoss {
     pub loss: Tensor,
     /// Fraction of prior samples and codes classified correctly (a scalar, no gradient).
     pub accuracy: Tensor,
+    /// `E‖∇_z D(z)‖²` over the prior draws (a scalar; with gradient when
+    /// `discriminator_r1 > 0`, when it is part of `loss`; computed without it otherwise).
+    pub prior_gradient_sq: Tensor,
+    /// `E(‖∇_z D(ẑ)‖ − 1)²` at the interpolates (a scalar, part of `loss`) when
+    /// `discriminator_gp > 0`; `None` otherwise.
+    pub interpolate_penalty: Option<Tensor>,
 }
 
 fn bce_with_logits(logits: &Tensor, target: f64) -> Tensor {
@@ -306,15 +350,70 @@ impl Aae {
         prior_codes: &Tensor,
         labels: Option<&Tensor>,
     ) -> Result<DiscriminatorLoss> {
-        let real = self.discriminator_logits(prior_codes, labels)?;
+        let r1 = self.config.discriminator_r1;
+        // The prior draws as a leaf that takes gradients, for ∇_z D(z).
+        let prior_codes = prior_codes.detach().f_set_requires_grad(true)?;
+        let real = self.discriminator_logits(&prior_codes, labels)?;
         let fake = self.discriminator_logits(&codes.detach(), labels)?;
-        let loss = (bce_with_logits(&real, 1.0) + bce_with_logits(&fake, 0.0)) * 0.5;
+        let gradient =
+            Tensor::f_run_backward(&[real.f_sum(Kind::Float)?], &[&prior_codes], true, r1 > 0.0)?;
+        let prior_gradient_sq = gradient[0]
+            .f_square()?
+            .f_sum_dim_intlist(1, false, Kind::Float)?
+            .f_mean(Kind::Float)?;
+        let real_target = 1.0 - self.config.label_smoothing;
+        let mut loss = (bce_with_logits(&real, real_target) + bce_with_logits(&fake, 0.0)) * 0.5;
+        if r1 > 0.0 {
+            loss += &prior_gradient_sq * (0.5 * r1);
+        }
+        let prior_gradient_sq = if r1 > 0.0 {
+            prior_gradient_sq
+        } else {
+            prior_gradient_sq.detach()
+        };
+        let gp = self.config.discriminator_gp;
+        let interpolate_penalty = if gp > 0.0 {
+            let penalty = self.interpolate_penalty(codes, &prior_codes, labels)?;
+            loss += &penalty * gp;
+            Some(penalty)
+        } else {
+            None
+        };
         let accuracy = tch::no_grad(|| {
             let right = real.gt(0.0).to_kind(Kind::Float).sum(Kind::Float)
                 + fake.le(0.0).to_kind(Kind::Float).sum(Kind::Float);
             right / (real.size()[0] + fake.size()[0]) as f64
         });
-        Ok(DiscriminatorLoss { loss, accuracy })
+        Ok(DiscriminatorLoss {
+            loss,
+            accuracy,
+            prior_gradient_sq,
+            interpolate_penalty,
+        })
+    }
+
+    /// `E(‖∇_z D(ẑ)‖ − 1)²` at `ẑ = u·prior + (1 − u)·code` (one `u ~ U(0, 1)` per row), with
+    /// the graph kept so that it trains the discriminator.
+    fn interpolate_penalty(
+        &self,
+        codes: &Tensor,
+        prior_codes: &Tensor,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let n = codes.size()[0];
+        let u = Tensor::f_rand([n, 1], (codes.kind(), codes.device()))?;
+        let fake = codes.detach();
+        let between: Tensor = &fake + (prior_codes.detach() - &fake) * &u;
+        let between = between.f_set_requires_grad(true)?;
+        let logits = self.discriminator_logits(&between, labels)?;
+        let gradient =
+            Tensor::f_run_backward(&[logits.f_sum(Kind::Float)?], &[&between], true, true)?;
+        let norm = gradient[0]
+            .f_square()?
+            .f_sum_dim_intlist(1, false, Kind::Float)?
+            .f_add_scalar(1e-12)?
+            .f_sqrt()?;
+        Ok((norm - 1.0).f_square()?.f_mean(Kind::Float)?)
     }
 
     /// The generator's (encoder's) non-saturating loss `−log D(codes)`, averaged: its gradient
@@ -434,6 +533,172 @@ mod tests {
             .max()
             .double_value(&[]);
         assert!(err < 0.35, "max |T(z) − 2z| = {err}");
+    }
+
+    #[test]
+    fn r1_penalty_of_a_linear_discriminator_is_its_weight_norm() {
+        // D(z) = w·z + b: ∇_z D = w everywhere, so E‖∇D‖² = ‖w‖² and the penalty's gradient
+        // with respect to w is γ·w.
+        tch::manual_seed(12);
+        let [e, d, c] = stores();
+        let mut cfg = config(3);
+        cfg.discriminator_hidden = vec![];
+        cfg.discriminator_r1 = 10.0;
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let (w, _) = c
+            .variables()
+            .into_iter()
+            .find(|(name, _)| name.ends_with("weight"))
+            .map(|(_, t)| (t.shallow_clone(), ()))
+            .unwrap();
+        let w_sq = w.square().sum(Kind::Double).double_value(&[]);
+        let codes = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
+        let prior = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
+        let with = aae.discriminator_loss(&codes, &prior, None).unwrap();
+        assert!((with.prior_gradient_sq.double_value(&[]) - w_sq).abs() < 1e-5 * w_sq.max(1.0));
+        // The loss without the penalty, by hand.
+        let real = tch::no_grad(|| aae.discriminator_logits(&prior, None)).unwrap();
+        let fake = tch::no_grad(|| aae.discriminator_logits(&codes, None)).unwrap();
+        let softplus = |t: Tensor| t.exp().log1p().mean(Kind::Double).double_value(&[]);
+        let bce = 0.5 * (softplus(-real) + softplus(fake));
+        let total = with.loss.double_value(&[]);
+        assert!(
+            (total - (bce + 5.0 * w_sq)).abs() < 1e-4,
+            "{total} vs {bce} + 5·{w_sq}"
+        );
+        // The penalty's gradient on w is γ·w (the BCE part is measured by subtraction).
+        with.loss.backward();
+        let grad_with = w.grad().copy();
+        cfg.discriminator_r1 = 0.0;
+        let [e2, d2, mut c2] = stores();
+        let plain = Aae::new(&e2.root(), &d2.root(), &c2.root(), &cfg).unwrap();
+        c2.copy(&c).unwrap();
+        let without = plain.discriminator_loss(&codes, &prior, None).unwrap();
+        assert!(!without.prior_gradient_sq.requires_grad());
+        without.loss.backward();
+        let w2 = c2
+            .variables()
+            .into_iter()
+            .find(|(name, _)| name.ends_with("weight"))
+            .unwrap()
+            .1;
+        let penalty_grad = grad_with - w2.grad();
+        let err = (penalty_grad - &w * 10.0).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "∂penalty/∂w − γw = {err}");
+    }
+
+    #[test]
+    fn interpolate_penalty_of_a_linear_discriminator_is_its_weight_norm_minus_one() {
+        // D(z) = w·z + b has ∇D = w at every interpolate: the penalty is (‖w‖ − 1)² and the
+        // loss grows by λ times it.
+        tch::manual_seed(13);
+        let [e, d, c] = stores();
+        let mut cfg = config(3);
+        cfg.discriminator_hidden = vec![];
+        cfg.discriminator_gp = 10.0;
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let w = c
+            .variables()
+            .into_iter()
+            .find(|(name, _)| name.ends_with("weight"))
+            .unwrap()
+            .1;
+        let norm = w.square().sum(Kind::Double).sqrt().double_value(&[]);
+        let codes = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
+        let prior = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
+        let out = aae.discriminator_loss(&codes, &prior, None).unwrap();
+        let penalty = out.interpolate_penalty.unwrap().double_value(&[]);
+        let want = (norm - 1.0).powi(2);
+        assert!(
+            (penalty - want).abs() < 1e-5,
+            "{penalty} vs (‖w‖ − 1)² = {want}"
+        );
+        let real = tch::no_grad(|| aae.discriminator_logits(&prior, None)).unwrap();
+        let fake = tch::no_grad(|| aae.discriminator_logits(&codes, None)).unwrap();
+        let softplus = |t: Tensor| t.exp().log1p().mean(Kind::Double).double_value(&[]);
+        let bce = 0.5 * (softplus(-real) + softplus(fake));
+        let total = out.loss.double_value(&[]);
+        assert!((total - (bce + 10.0 * want)).abs() < 1e-4, "{total}");
+        cfg.discriminator_gp = f64::NAN;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("discriminator_gp"), "{err}");
+    }
+
+    #[test]
+    fn label_smoothing_moves_the_real_target() {
+        // With s = 0.2 the real half of the loss is BCE(logit, 0.8) = softplus(−l) + 0.2·l.
+        let [e, d, c] = stores();
+        let mut cfg = config(2);
+        cfg.label_smoothing = 0.2;
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let codes = Tensor::randn([8, 2], (Kind::Float, Device::Cpu));
+        let prior = Tensor::randn([8, 2], (Kind::Float, Device::Cpu));
+        let loss = aae
+            .discriminator_loss(&codes, &prior, None)
+            .unwrap()
+            .loss
+            .double_value(&[]);
+        let real = tch::no_grad(|| aae.discriminator_logits(&prior, None)).unwrap();
+        let fake = tch::no_grad(|| aae.discriminator_logits(&codes, None)).unwrap();
+        let softplus = |t: &Tensor| t.exp().log1p();
+        let real_half = (softplus(&-&real) + &real * 0.2).mean(Kind::Double);
+        let fake_half = softplus(&fake).mean(Kind::Double);
+        let expected = ((real_half + fake_half) * 0.5).double_value(&[]);
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+        cfg.label_smoothing = 0.5;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("label_smoothing"), "{err}");
+        cfg.label_smoothing = 0.0;
+        cfg.discriminator_r1 = -1.0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("discriminator_r1"), "{err}");
+    }
+
+    #[test]
+    fn conditioned_codes_move_to_their_own_components() {
+        // Inputs that show their class (one-hot rows): the label-conditioned game alone (no
+        // reconstruction) must carry each class's codes onto that class's component.
+        tch::manual_seed(14);
+        let [e, d, c] = stores();
+        let mut cfg = config(2);
+        cfg.networks.input_dim = 3;
+        cfg.label_classes = 3;
+        cfg.discriminator_r1 = 1.0;
+        cfg.prior = LatentPrior::GaussianMixture {
+            components: 3,
+            radius: 2.0,
+            std: 0.3,
+        };
+        let aae = Aae::new(&e.root(), &d.root(), &c.root(), &cfg).unwrap();
+        let mut d_opt = nn::OptimizerConfig::build(nn::Adam::default(), &c, 1e-3).unwrap();
+        let mut g_opt = nn::OptimizerConfig::build(nn::Adam::default(), &e, 1e-3).unwrap();
+        for _ in 0..600 {
+            let labels = Tensor::randint(3, [64], (Kind::Int64, Device::Cpu));
+            let x = labels.one_hot(3).to_kind(Kind::Float);
+            let codes = aae.code(&x).unwrap();
+            let prior = aae
+                .sample_prior_codes(64, Some(&labels), Device::Cpu)
+                .unwrap();
+            let d_loss = aae
+                .discriminator_loss(&codes, &prior, Some(&labels))
+                .unwrap();
+            d_opt.backward_step(&d_loss.loss);
+            g_opt.backward_step(&aae.generator_loss(&codes, Some(&labels)).unwrap());
+        }
+        let labels = Tensor::from_slice(&[0i64, 1, 2]);
+        let codes = tch::no_grad(|| aae.code(&labels.one_hot(3).to_kind(Kind::Float))).unwrap();
+        let nearest = cfg.prior.nearest_component(&codes).unwrap();
+        assert!(
+            nearest.equal(&labels),
+            "codes {codes:?} nearest {nearest:?}"
+        );
+        // And close to it: within 3 sd of the mean (the means are 3.5 apart).
+        let means = cfg.prior.component_means(2, Device::Cpu).unwrap();
+        let far = (codes - means)
+            .square()
+            .sum_dim_intlist(1, false, Kind::Float)
+            .sqrt();
+        assert!(far.max().double_value(&[]) < 0.9, "distances {far:?}");
     }
 
     #[test]

@@ -174,6 +174,41 @@ impl LatentPrior {
         means
     }
 
+    /// The mixture's component means `[components, latent_dim]`, row `k` for label `k`; an
+    /// error for the other priors, naming `prior`.
+    pub fn component_means(&self, latent_dim: i64, device: Device) -> Result<Tensor> {
+        self.validate(latent_dim)?;
+        match *self {
+            Self::GaussianMixture {
+                components, radius, ..
+            } => Ok(Self::mixture_means(components, radius, latent_dim, device)),
+            _ => Err(invalid(
+                "prior",
+                format!(
+                    "only `gaussian_mixture` has components, not `{}`",
+                    self.name()
+                ),
+            )),
+        }
+    }
+
+    /// The component whose mean is nearest each code of `z` `[n, d]` (`[n]`, int64): for this
+    /// mixture of equal weights and one isotropic `std`, the component of highest posterior
+    /// probability. An error for priors without components.
+    pub fn nearest_component(&self, z: &Tensor) -> Result<Tensor> {
+        if z.dim() != 2 {
+            return Err(ZooError::Shape {
+                what: "nearest_component",
+                detail: format!("codes must be [n, d], got {:?}", z.size()),
+            });
+        }
+        let means = self.component_means(z.size()[1], z.device())?;
+        let sq = (z.to_kind(Kind::Float).unsqueeze(1) - means.unsqueeze(0))
+            .square()
+            .sum_dim_intlist(2, false, Kind::Float);
+        Ok(sq.argmin(1, false))
+    }
+
     /// `n` independent draws `[n, latent_dim]` (libtorch's generator, so `tch::manual_seed`
     /// makes them reproducible).
     pub fn sample(&self, n: i64, latent_dim: i64, device: Device) -> Result<Tensor> {
@@ -321,6 +356,34 @@ mod tests {
                 "{m:?} {v:?}"
             );
         }
+    }
+
+    #[test]
+    fn nearest_component_finds_the_component_a_draw_came_from() {
+        tch::manual_seed(8);
+        let prior = LatentPrior::GaussianMixture {
+            components: 6,
+            radius: 5.0,
+            std: 0.3,
+        };
+        let labels = Tensor::randint(6, [2000], (Kind::Int64, Device::Cpu));
+        let z = prior.sample_for_labels(&labels, 3).unwrap();
+        // Neighbouring means are 2·5·sin(π/6) = 5 apart, 8.3 standard deviations: a draw is
+        // nearer another mean only with probability ≈ 2·Φ(−8.3) ≈ 1e-16.
+        let nearest = prior.nearest_component(&z).unwrap();
+        assert!(nearest.equal(&labels));
+        // The means themselves, one per angle 2πk/6 on the circle of radius 5.
+        let means = prior.component_means(3, Device::Cpu).unwrap();
+        let m2 = Vec::<f32>::try_from(means.get(2)).unwrap();
+        let angle = 2.0 * PI * 2.0 / 6.0;
+        assert!((m2[0] as f64 - 5.0 * angle.cos()).abs() < 1e-5, "{m2:?}");
+        assert!((m2[1] as f64 - 5.0 * angle.sin()).abs() < 1e-5, "{m2:?}");
+        assert_eq!(m2[2], 0.0);
+        let err = LatentPrior::Gaussian
+            .nearest_component(&z)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gaussian_mixture"), "{err}");
     }
 
     #[test]

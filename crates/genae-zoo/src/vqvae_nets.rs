@@ -248,12 +248,31 @@ pub struct VqDecoder {
     up: Vec<nn::ConvTranspose2D>,
     grid_shape: [i64; 3],
     output_shape: [i64; 3],
+    outputs_per_channel: i64,
 }
 
 impl VqDecoder {
     /// A decoder to images of `output_shape = [C, H, W]`, its layers under `path`.
     pub fn new(path: &nn::Path, output_shape: [i64; 3], config: &VqNetConfig) -> Result<Self> {
+        Self::with_outputs(path, output_shape, config, 1)
+    }
+
+    /// A decoder whose output has `outputs_per_channel · C` channels: `k` parameter maps per
+    /// image channel, e.g. 2 for a location and a log-scale (a likelihood's
+    /// [`num_outputs`](crate::Likelihood::num_outputs)), the first `C` channels the locations.
+    pub fn with_outputs(
+        path: &nn::Path,
+        output_shape: [i64; 3],
+        config: &VqNetConfig,
+        outputs_per_channel: i64,
+    ) -> Result<Self> {
         let [gh, gw] = config.validate(output_shape)?;
+        if outputs_per_channel < 1 {
+            return Err(ZooError::InvalidConfig {
+                field: "outputs_per_channel",
+                reason: format!("must be at least 1, got {outputs_per_channel}"),
+            });
+        }
         let hid = config.hidden_channels;
         let pad1 = nn::ConvConfig {
             padding: 1,
@@ -262,7 +281,11 @@ impl VqDecoder {
         let n = config.downsamples;
         let up = (0..n)
             .map(|i| {
-                let outc = if i + 1 == n { output_shape[0] } else { hid };
+                let outc = if i + 1 == n {
+                    output_shape[0] * outputs_per_channel
+                } else {
+                    hid
+                };
                 init::conv_transpose2d(
                     path / format!("up{i}"),
                     hid,
@@ -286,7 +309,13 @@ impl VqDecoder {
             up,
             grid_shape: [config.code_dim, gh, gw],
             output_shape,
+            outputs_per_channel,
         })
+    }
+
+    /// Parameter maps per image channel (1 for [`VqDecoder::new`]).
+    pub fn outputs_per_channel(&self) -> i64 {
+        self.outputs_per_channel
     }
 
     /// The grid `[d, h, w]` it takes.
@@ -299,7 +328,9 @@ impl VqDecoder {
         self.output_shape
     }
 
-    /// Reconstruction means `[N, C, H, W]` of a grid `[N, d, h, w]`.
+    /// Raw outputs `[N, k·C, H, W]` of a grid `[N, d, h, w]` (`k` =
+    /// [`outputs_per_channel`](Self::outputs_per_channel)): the reconstruction means when
+    /// `k = 1`.
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
         let z = check_images(z, self.grid_shape, "VqDecoder::decode")?;
         let mut h = z.apply(&self.conv);

@@ -30,6 +30,15 @@ pub struct AaeSection {
     /// label's mixture component (needs a `gaussian_mixture` prior with one component per
     /// class).
     pub condition_on_labels: bool,
+    /// Weight `γ` of the R1 gradient penalty `γ/2 · E‖∇_z D(z)‖²` on prior draws, added to the
+    /// discriminator's loss (Mescheder et al. 2018; 0: none).
+    pub discriminator_r1: f64,
+    /// Weight `λ` of the gradient penalty `λ · E(‖∇_z D(ẑ)‖ − 1)²` at random points between
+    /// codes and their prior draws (Gulrajani et al. 2017; 0: none).
+    pub discriminator_gp: f64,
+    /// One-sided label smoothing: the discriminator's target for prior draws is `1 − s`
+    /// (Salimans et al. 2016; 0: none; below 0.5).
+    pub label_smoothing: f64,
 }
 
 impl Default for AaeSection {
@@ -42,6 +51,9 @@ impl Default for AaeSection {
             generator_learning_rate: 5e-4,
             adversarial_beta1: 0.9,
             condition_on_labels: false,
+            discriminator_r1: 0.0,
+            discriminator_gp: 0.0,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -72,6 +84,24 @@ impl AaeSection {
                     format!("must be a positive finite number, got {lr}"),
                 ));
             }
+        }
+        if !(self.discriminator_r1.is_finite() && self.discriminator_r1 >= 0.0) {
+            return Err(invalid(
+                "aae.discriminator_r1",
+                format!("must be a finite number ≥ 0, got {}", self.discriminator_r1),
+            ));
+        }
+        if !(self.discriminator_gp.is_finite() && self.discriminator_gp >= 0.0) {
+            return Err(invalid(
+                "aae.discriminator_gp",
+                format!("must be a finite number ≥ 0, got {}", self.discriminator_gp),
+            ));
+        }
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            return Err(invalid(
+                "aae.label_smoothing",
+                format!("must be in [0, 0.5), got {}", self.label_smoothing),
+            ));
         }
         if !(0.0..1.0).contains(&self.adversarial_beta1) {
             return Err(invalid(

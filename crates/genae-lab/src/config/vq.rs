@@ -1,7 +1,7 @@
 //! The `[vq]` and `[prior]` sections of a `model.kind = "vqvae"` config.
 
 use genae_samplers::QuantizerConfig;
-use genae_zoo::{PixelCnnConfig, VqNetConfig};
+use genae_zoo::{Likelihood, PixelCnnConfig, VqNetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -14,6 +14,7 @@ use crate::config::ConfigError;
 /// residual_channels = 32
 /// residual_blocks = 2
 /// downsamples = 2          # 28×28 → 7×7 grid
+/// likelihood = { kind = "discretized_logistic", bins = 256 }  # omit for the squared error
 ///
 /// [vq.quantizer]
 /// num_codes = 128          # K
@@ -37,6 +38,11 @@ pub struct VqSection {
     /// The quantizer (genae-samplers' [`QuantizerConfig`]; its `code_dim` is the encoder's
     /// output width).
     pub quantizer: QuantizerConfig,
+    /// The decoder likelihood `p(x | z_q)`: omitted, the squared error `Σ (x − x̂)²` (and, for
+    /// bits/dim, a discretised Gaussian with one σ fitted after training);
+    /// `{ kind = "discretized_logistic", bins = 256 }`, a discretised logistic with a learned
+    /// location and scale per pixel, trained by its likelihood.
+    pub likelihood: Option<Likelihood>,
 }
 
 impl Default for VqSection {
@@ -55,6 +61,7 @@ impl Default for VqSection {
                 dead_code_steps: 200,
                 ..Default::default()
             },
+            likelihood: None,
         }
     }
 }
@@ -73,6 +80,21 @@ impl VqSection {
 
     /// Checks the networks against the image shape and the quantizer.
     pub(crate) fn validate(&self, image_side: Option<i64>) -> Result<(), ConfigError> {
+        if let Some(l) = &self.likelihood {
+            let reason = match l {
+                Likelihood::DiscretizedLogistic { .. } => l.validate().err().map(|e| e.to_string()),
+                other => Some(format!(
+                    "a VQ-VAE takes `discretized_logistic` (or no likelihood: the squared error),                      not `{}`",
+                    other.name()
+                )),
+            };
+            if let Some(reason) = reason {
+                return Err(ConfigError::Invalid {
+                    field: "vq.likelihood",
+                    reason,
+                });
+            }
+        }
         self.quantizer
             .validate()
             .map_err(|e| ConfigError::Invalid {

@@ -24,6 +24,48 @@ pub struct AaeSummary {
     /// The MMD² between test codes and prior draws.
     #[serde(flatten)]
     pub fit: PriorMmd,
+    /// Label-conditioned only: how the test codes sit on their classes' components.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<ComponentFit>,
+}
+
+/// Where a label-conditioned AAE put each class: the test codes (encoder means) nearest their
+/// own class's mixture component.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentFit {
+    /// Fraction of the test codes whose nearest component is their label's.
+    pub own_component_fraction: f64,
+    /// The same fraction per class, in class order.
+    pub own_component_fraction_by_class: Vec<f64>,
+    /// Test codes counted.
+    pub points: i64,
+}
+
+/// The fraction of `codes` `[n, d]` nearest their own `labels`' component of `prior`, overall
+/// and per class (`classes` of them; a class without codes gets `NaN`).
+pub(crate) fn component_fit(
+    prior: &genae_zoo::LatentPrior,
+    codes: &Tensor,
+    labels: &Tensor,
+    classes: i64,
+) -> Result<ComponentFit, LabError> {
+    let labels = labels.to_kind(Kind::Int64);
+    let hit = prior
+        .nearest_component(codes)?
+        .eq_tensor(&labels)
+        .to_kind(Kind::Double);
+    let by_class = (0..classes)
+        .map(|k| {
+            let mask = labels.eq(k).to_kind(Kind::Double);
+            let n = mask.sum(Kind::Double).double_value(&[]);
+            (&hit * mask).sum(Kind::Double).double_value(&[]) / n
+        })
+        .collect();
+    Ok(ComponentFit {
+        own_component_fraction: hit.mean(Kind::Double).double_value(&[]),
+        own_component_fraction_by_class: by_class,
+        points: codes.size()[0],
+    })
 }
 
 /// The AAE, its three players' stores and four optimisers.
@@ -64,6 +106,9 @@ impl AaeKind {
             } else {
                 0
             },
+            discriminator_r1: section.discriminator_r1,
+            discriminator_gp: section.discriminator_gp,
+            label_smoothing: section.label_smoothing,
         };
         let aae = Aae::new(&encoder, &decoder, &discriminator, &config)?;
         let lr = run.config.file().train.learning_rate;
@@ -130,11 +175,16 @@ impl Trainable for AaeKind {
         )?;
         let generator_loss = self.aae.generator_loss(&code, labels)?;
         step.update(&mut self.generate, "generator loss", &generator_loss)?;
-        Ok(StepTerms::new(&reconstruction_loss, step.batch.len())
+        let mut terms = StepTerms::new(&reconstruction_loss, step.batch.len())
             .per_example("reconstruction", &log_lik)
             .batch_mean("discriminator", &d_loss.loss)
             .batch_mean("generator", &generator_loss)
-            .batch_mean("discriminator_accuracy", &d_loss.accuracy))
+            .batch_mean("discriminator_accuracy", &d_loss.accuracy)
+            .batch_mean("discriminator_gradient_sq", &d_loss.prior_gradient_sq);
+        if let Some(penalty) = &d_loss.interpolate_penalty {
+            terms = terms.batch_mean("discriminator_gradient_penalty", &penalty.detach());
+        }
+        Ok(terms)
     }
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
@@ -168,11 +218,26 @@ impl Trainable for AaeKind {
         let draws = self.prior_draws(run, n)?;
         let fit = prior_mmd(&self.aae, &draws, run)?;
         out.prior_fit(&fit);
+        let components = if self.section.condition_on_labels {
+            let codes = tch::no_grad(|| self.aae.code_mean(&run.test.head(n)))?;
+            let labels = run.test.labels.narrow(0, 0, n);
+            let classes = run.data.class_names.len() as i64;
+            let fit = component_fit(&self.section.prior, &codes, &labels, classes)?;
+            out.notes.push(format!(
+                "{:.1}% of {} test codes nearest their own class's component",
+                100.0 * fit.own_component_fraction,
+                fit.points
+            ));
+            Some(fit)
+        } else {
+            None
+        };
         out.section(
             "aae",
             &AaeSummary {
                 prior: self.section.prior.name().to_string(),
                 fit,
+                components,
             },
         );
         Ok(())

@@ -8,6 +8,10 @@
 //! standard deviation `σ` ([`genae_zoo::discretized_gaussian_log_prob`]); `σ²` is the
 //! maximum-likelihood variance of the continuous Gaussian on the training set after phase 1,
 //! i.e. the training-set mean squared error (`vq.reconstruction_sigma` in `summary.json`).
+//! With `vq.likelihood = { kind = "discretized_logistic" }` the decoder instead outputs a
+//! location and a log-scale per pixel, phase 1 minimises `−log p(x|z_q)` under that
+//! discretised logistic (genae-zoo's, as the VAE's decoders use it), and bits/dim use it as
+//! trained (no σ is fitted).
 //! With the one-hot posterior of VQ-VAE (`q(z|x) = 1` at `z_q`, entropy 0), the ELBO is
 //! `log p(x|z_q) + log p(z_q)` and `KL(q ‖ p) = −log p(z_q)`, the PixelCNN's NLL of the code
 //! grid; `summary.json` reports them as `test.reconstruction`, `test.kl` (= `test.prior_nll`)
@@ -51,8 +55,12 @@ pub struct VqSummary {
     pub train_perplexity: f64,
     /// Codes used on the training set.
     pub train_codes_used: usize,
-    /// `σ` of the discretised Gaussian `p(x|z_q)`: the square root of the training-set MSE.
-    pub reconstruction_sigma: f64,
+    /// `σ` of the discretised Gaussian `p(x|z_q)`: the square root of the training-set MSE
+    /// (absent with a decoder likelihood, which has its own scales).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruction_sigma: Option<f64>,
+    /// The decoder likelihood: `discretized_gaussian` (one σ) or `discretized_logistic`.
+    pub likelihood: &'static str,
     /// Mean `−log p(x|z_q)` on the test set, nats per image.
     pub reconstruction_nll: f64,
 }
@@ -101,7 +109,13 @@ impl VqVaeKind {
     ) -> Result<Self, LabError> {
         let image_shape = run.image_shape();
         let store = nn::VarStore::new(run.device);
-        let model = VqVae::new(&store.root(), image_shape, &vq.network(), &vq.quantizer)?;
+        let model = VqVae::with_likelihood(
+            &store.root(),
+            image_shape,
+            &vq.network(),
+            &vq.quantizer,
+            vq.likelihood.clone(),
+        )?;
         let adam = Adam::new(&store, run.config.file().train.learning_rate);
         let prior_store = nn::VarStore::new(run.device);
         let prior = GatedPixelCnn::new(
@@ -217,6 +231,7 @@ impl Trainable for VqVaeKind {
         let squares = (&out.reconstruction - x).square();
         let loss = out.loss();
         step.update(&mut self.adam, "VQ-VAE loss", &loss)?;
+        let log_likelihood = out.log_likelihood;
         let out = out.quantizer;
         let usage = self.usage.get_or_insert_with(|| out.usage.zeros_like());
         *usage += &out.usage;
@@ -225,6 +240,9 @@ impl Trainable for VqVaeKind {
         let mut terms = StepTerms::new(&loss, step.batch.len())
             .per_example("reconstruction_mse", &mse)
             .batch_mean("commitment", &out.commitment_loss);
+        if let Some(log_lik) = &log_likelihood {
+            terms = terms.per_example("reconstruction", &log_lik.detach());
+        }
         if let (Some(cb), CodebookUpdate::Loss) = (&out.codebook_loss, &self.vq.quantizer.update) {
             terms = terms.batch_mean("codebook", cb);
         }
@@ -294,16 +312,18 @@ impl Trainable for VqVaeKind {
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
         let input_dim = run.input_dim() as f64;
         let batch = run.eval_batch();
-        // σ of p(x|z_q) from the training set.
+        // σ of p(x|z_q) from the training set (the squared-error model only).
         let train = Self::train_images(run)?;
         let encoded_train = self.encode_split(&train.x, batch, None)?;
-        let sigma = (encoded_train.squared_error / (train.n as f64 * input_dim))
-            .sqrt()
-            .max(1e-4);
+        let sigma = self.model.likelihood().is_none().then(|| {
+            (encoded_train.squared_error / (train.n as f64 * input_dim))
+                .sqrt()
+                .max(1e-4)
+        });
         let (train_perplexity, train_codes_used) = perplexity_and_used(&encoded_train.usage)?;
         drop(train);
         let test = run.test;
-        let encoded_test = self.encode_split(&test.x, batch, Some(sigma))?;
+        let encoded_test = self.encode_split(&test.x, batch, sigma)?;
         let test_mse = encoded_test.squared_error / (test.n as f64 * input_dim);
         let (perplexity, codes_used) = perplexity_and_used(&encoded_test.usage)?;
         let rec_nll = -encoded_test.log_prob.unwrap_or(f64::NAN) / test.n.max(1) as f64;
@@ -311,9 +331,13 @@ impl Trainable for VqVaeKind {
         let [gh, gw] = self.model.grid_shape();
         let sampling_seconds = self.write_pictures(run, [gh, gw])?;
         let bits = (rec_nll + prior_nll) / (input_dim * std::f64::consts::LN_2);
+        let likelihood = match sigma {
+            Some(sigma) => format!("discretised Gaussian, σ = {sigma:.4}"),
+            None => "discretised logistic".to_string(),
+        };
         out.notes.push(format!(
             "test: MSE {test_mse:.5}, perplexity {perplexity:.1} ({codes_used} codes), \
-             −log p(x|z_q) {rec_nll:.1} nats (σ = {sigma:.4}), prior NLL {prior_nll:.2} \
+             −log p(x|z_q) {rec_nll:.1} nats ({likelihood}), prior NLL {prior_nll:.2} \
              nats/grid, {bits:.4} bits/dim"
         ));
         out.test = Record::new()
@@ -335,6 +359,11 @@ impl Trainable for VqVaeKind {
                 train_perplexity,
                 train_codes_used,
                 reconstruction_sigma: sigma,
+                likelihood: if sigma.is_some() {
+                    "discretized_gaussian"
+                } else {
+                    "discretized_logistic"
+                },
                 reconstruction_nll: rec_nll,
             },
         );
