@@ -64,8 +64,10 @@ pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
 /// repeats its `summary.json` numbers.
 pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSummary, LabError> {
     let run_dir = RunDir::open(run_dir)?;
-    let _lock = run_dir.lock()?;
+    // The config first: a folder that is not a run is refused before anything (the lock
+    // file included) is written into it.
     let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
+    let _lock = run_dir.lock()?;
     train(&config, &run_dir, true).map_err(|e| match e {
         // A shape mismatch after overrides: name them, they are what changed the model.
         LabError::Checkpoint { path, reason }

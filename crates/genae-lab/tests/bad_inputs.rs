@@ -204,7 +204,8 @@ fn run_case(case: &Case, base: &str, fixtures: &(PathBuf, PathBuf), root: &Path)
     if uses("{aae}") {
         copy_dir(&fixtures.1, &aae);
     }
-    let before: Vec<_> = [&run, &aae]
+    // The shared data files too: a command must not write into a folder it was pointed at.
+    let before: Vec<_> = [&run, &aae, &files]
         .iter()
         .map(|d| d.is_dir().then(|| hash_dir(d)))
         .collect();
@@ -251,7 +252,7 @@ fn run_case(case: &Case, base: &str, fixtures: &(PathBuf, PathBuf), root: &Path)
         }
     }
     if case.status == "error" {
-        for (d, hash) in [&run, &aae].iter().zip(before) {
+        for (d, hash) in [&run, &aae, &files].iter().zip(before) {
             if let Some(hash) = hash {
                 if hash_dir(d) != hash {
                     problems.push(format!("{} was changed", d.display()));
