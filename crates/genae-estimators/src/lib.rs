@@ -29,7 +29,9 @@
 //! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
 //!   set, with reusable reference statistics), [`mmd_gaussian`] (unbiased `MMD²` with a
-//!   Gaussian kernel, median-heuristic bandwidth).
+//!   Gaussian kernel, median-heuristic bandwidth);
+//! - [`disentanglement`]: metrics over codes and ground-truth factors (Mutual Information Gap,
+//!   SAP, Gaussian total correlation), with disentanglement_lib's discretisation.
 //!
 //! Every tensor keeps the float kind of the model's output (`f64` in, `f64` out).
 //!
@@ -49,6 +51,7 @@
 //! ```
 
 mod active_units;
+pub mod disentanglement;
 mod divergence;
 mod dvae;
 mod elbo;
