@@ -190,9 +190,9 @@ pub struct DiscriminatorLoss {
     pub loss: Tensor,
     /// Fraction of prior samples and codes classified correctly (a scalar, no gradient).
     pub accuracy: Tensor,
-    /// `E‖∇_z D(z)‖²` over the prior draws (a scalar; with gradient when
-    /// `discriminator_r1 > 0`, when it is part of `loss`; computed without it otherwise).
-    pub prior_gradient_sq: Tensor,
+    /// `E‖∇_z D(z)‖²` over the prior draws (a scalar, part of `loss`) when
+    /// `discriminator_r1 > 0`; `None` otherwise (not computed).
+    pub prior_gradient_sq: Option<Tensor>,
     /// `E(‖∇_z D(ẑ)‖ − 1)²` at the interpolates (a scalar, part of `loss`) when
     /// `discriminator_gp > 0`; `None` otherwise.
     pub interpolate_penalty: Option<Tensor>,
@@ -351,25 +351,23 @@ impl Aae {
         labels: Option<&Tensor>,
     ) -> Result<DiscriminatorLoss> {
         let r1 = self.config.discriminator_r1;
-        // The prior draws as a leaf that takes gradients, for ∇_z D(z).
-        let prior_codes = prior_codes.detach().f_set_requires_grad(true)?;
+        // With R1 the prior draws are a leaf that takes gradients, for ∇_z D(z).
+        let prior_codes = prior_codes.detach().f_set_requires_grad(r1 > 0.0)?;
         let real = self.discriminator_logits(&prior_codes, labels)?;
         let fake = self.discriminator_logits(&codes.detach(), labels)?;
-        let gradient =
-            Tensor::f_run_backward(&[real.f_sum(Kind::Float)?], &[&prior_codes], true, r1 > 0.0)?;
-        let prior_gradient_sq = gradient[0]
-            .f_square()?
-            .f_sum_dim_intlist(1, false, Kind::Float)?
-            .f_mean(Kind::Float)?;
         let real_target = 1.0 - self.config.label_smoothing;
         let mut loss = (bce_with_logits(&real, real_target) + bce_with_logits(&fake, 0.0)) * 0.5;
-        if r1 > 0.0 {
-            loss += &prior_gradient_sq * (0.5 * r1);
-        }
         let prior_gradient_sq = if r1 > 0.0 {
-            prior_gradient_sq
+            let gradient =
+                Tensor::f_run_backward(&[real.f_sum(Kind::Float)?], &[&prior_codes], true, true)?;
+            let sq = gradient[0]
+                .f_square()?
+                .f_sum_dim_intlist(1, false, Kind::Float)?
+                .f_mean(Kind::Float)?;
+            loss += &sq * (0.5 * r1);
+            Some(sq)
         } else {
-            prior_gradient_sq.detach()
+            None
         };
         let gp = self.config.discriminator_gp;
         let interpolate_penalty = if gp > 0.0 {
@@ -555,7 +553,8 @@ mod tests {
         let codes = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
         let prior = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
         let with = aae.discriminator_loss(&codes, &prior, None).unwrap();
-        assert!((with.prior_gradient_sq.double_value(&[]) - w_sq).abs() < 1e-5 * w_sq.max(1.0));
+        let sq = with.prior_gradient_sq.as_ref().unwrap().double_value(&[]);
+        assert!((sq - w_sq).abs() < 1e-5 * w_sq.max(1.0));
         // The loss without the penalty, by hand.
         let real = tch::no_grad(|| aae.discriminator_logits(&prior, None)).unwrap();
         let fake = tch::no_grad(|| aae.discriminator_logits(&codes, None)).unwrap();
@@ -574,7 +573,7 @@ mod tests {
         let plain = Aae::new(&e2.root(), &d2.root(), &c2.root(), &cfg).unwrap();
         c2.copy(&c).unwrap();
         let without = plain.discriminator_loss(&codes, &prior, None).unwrap();
-        assert!(!without.prior_gradient_sq.requires_grad());
+        assert!(without.prior_gradient_sq.is_none());
         without.loss.backward();
         let w2 = c2
             .variables()

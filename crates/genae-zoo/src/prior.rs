@@ -83,6 +83,13 @@ fn default_noise() -> f64 {
     0.05
 }
 
+/// `‖z_i − m_k‖²` for codes `[n, d]` and means `[K, d]`: `[n, K]`.
+fn squared_distances(z: &Tensor, means: &Tensor) -> Tensor {
+    (z.unsqueeze(1) - means.unsqueeze(0))
+        .square()
+        .sum_dim_intlist(2, false, Kind::Float)
+}
+
 fn invalid(field: &'static str, reason: String) -> ZooError {
     ZooError::InvalidConfig { field, reason }
 }
@@ -203,10 +210,7 @@ impl LatentPrior {
             });
         }
         let means = self.component_means(z.size()[1], z.device())?;
-        let sq = (z.to_kind(Kind::Float).unsqueeze(1) - means.unsqueeze(0))
-            .square()
-            .sum_dim_intlist(2, false, Kind::Float);
-        Ok(sq.argmin(1, false))
+        Ok(squared_distances(&z.to_kind(Kind::Float), &means).argmin(1, false))
     }
 
     /// `n` independent draws `[n, latent_dim]` (libtorch's generator, so `tch::manual_seed`
@@ -297,10 +301,7 @@ impl LatentPrior {
                 std,
             } => {
                 let means = Self::mixture_means(components, radius, d, z.device());
-                let sq = (z.unsqueeze(1) - means.unsqueeze(0))
-                    .square()
-                    .sum_dim_intlist(2, false, Kind::Float);
-                let log_component = sq * (-0.5 / (std * std))
+                let log_component = squared_distances(z, &means) * (-0.5 / (std * std))
                     - d as f64 * (std.ln() + 0.5 * log_2pi)
                     - (components as f64).ln();
                 log_component.logsumexp([1], false)

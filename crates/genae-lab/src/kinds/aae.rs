@@ -179,8 +179,10 @@ impl Trainable for AaeKind {
             .per_example("reconstruction", &log_lik)
             .batch_mean("discriminator", &d_loss.loss)
             .batch_mean("generator", &generator_loss)
-            .batch_mean("discriminator_accuracy", &d_loss.accuracy)
-            .batch_mean("discriminator_gradient_sq", &d_loss.prior_gradient_sq);
+            .batch_mean("discriminator_accuracy", &d_loss.accuracy);
+        if let Some(sq) = &d_loss.prior_gradient_sq {
+            terms = terms.batch_mean("discriminator_gradient_sq", &sq.detach());
+        }
         if let Some(penalty) = &d_loss.interpolate_penalty {
             terms = terms.batch_mean("discriminator_gradient_penalty", &penalty.detach());
         }
