@@ -359,6 +359,7 @@ mod tests {
 
     #[test]
     fn codes_equal_to_the_factors_up_to_permutation_and_scale_score_one() {
+        let _rng = crate::torch_rng_lock();
         let f = grid(50);
         let n = f[0].len();
         // Codes: factor 2 × 0.1, factor 0 × −3 + 7, factor 1 × 2, and one noise dimension,
@@ -392,6 +393,7 @@ mod tests {
 
     #[test]
     fn codes_independent_of_the_factors_score_near_zero() {
+        let _rng = crate::torch_rng_lock();
         let f = grid(20);
         let n = f[0].len();
         let codes: Vec<Vec<f64>> = (0..4).map(|j| noise(n, 10 + j)).collect();
@@ -403,6 +405,7 @@ mod tests {
 
     #[test]
     fn codes_mixing_two_factors_lose_the_gap() {
+        let _rng = crate::torch_rng_lock();
         // z0 = a + b and z1 = a − b for factors a, b on a 4 × 4 grid: each dimension knows part
         // of both factors and neither knows one alone, so the gaps collapse, while the aligned
         // codes z0 = a, z1 = b score 1.
@@ -474,6 +477,7 @@ mod tests {
 
     #[test]
     fn mismatched_or_degenerate_input_is_an_error_naming_it() {
+        let _rng = crate::torch_rng_lock();
         let f = grid(1);
         let codes = vec![vec![0.0; 60], vec![1.0; 59]];
         let err = mutual_information_gap(&codes, &f, 20)
@@ -494,6 +498,7 @@ mod tests {
 
     #[test]
     fn histogram_bins_cover_the_range_with_the_maximum_in_the_last() {
+        let _rng = crate::torch_rng_lock();
         let column = [0.0, 0.049, 0.05, 0.5, 0.999, 1.0];
         assert_eq!(histogram_discretize(&column, 20), vec![0, 0, 1, 10, 19, 19]);
         assert_eq!(histogram_discretize(&[2.0, 2.0], 20), vec![0, 0]);

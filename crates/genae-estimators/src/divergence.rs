@@ -178,6 +178,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_named() {
+        let _rng = crate::torch_rng_lock();
         let p = Tensor::zeros([10, 2], (Kind::Double, Device::Cpu));
         let q = Tensor::zeros([10, 3], (Kind::Double, Device::Cpu));
         assert!(knn_kl_divergence(&p, &q, 1)

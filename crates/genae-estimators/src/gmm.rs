@@ -590,6 +590,7 @@ mod tests {
 
     #[test]
     fn one_component_is_the_sample_mean_and_covariance_and_its_closed_form_density() {
+        let _rng = crate::torch_rng_lock();
         let x =
             normal(500, 2, 0) * Tensor::from_slice(&[1.0, 2.0]) + Tensor::from_slice(&[1.0, -1.0]);
         let x = Tensor::cat(
@@ -623,6 +624,7 @@ mod tests {
 
     #[test]
     fn three_separated_components_are_recovered_with_either_covariance() {
+        let _rng = crate::torch_rng_lock();
         let x = three_clusters();
         for kind in [CovarianceKind::Full, CovarianceKind::Diagonal] {
             let (gmm, report) = GaussianMixture::fit(&x, &options(3, kind)).unwrap();
@@ -655,6 +657,7 @@ mod tests {
 
     #[test]
     fn the_log_likelihood_never_decreases() {
+        let _rng = crate::torch_rng_lock();
         let x = three_clusters();
         for kind in [CovarianceKind::Full, CovarianceKind::Diagonal] {
             let (_, report) = GaussianMixture::fit(&x, &options(5, kind)).unwrap();
@@ -666,6 +669,7 @@ mod tests {
 
     #[test]
     fn a_diagonal_fit_of_axis_aligned_data_matches_the_full_fits_diagonal() {
+        let _rng = crate::torch_rng_lock();
         let x = normal(2000, 3, 9) * Tensor::from_slice(&[0.5, 1.0, 2.0]);
         let (full, _) = GaussianMixture::fit(&x, &options(1, CovarianceKind::Full)).unwrap();
         let (diag, _) = GaussianMixture::fit(&x, &options(1, CovarianceKind::Diagonal)).unwrap();
@@ -678,6 +682,7 @@ mod tests {
 
     #[test]
     fn samples_have_the_mixtures_moments_and_repeat_for_a_seed() {
+        let _rng = crate::torch_rng_lock();
         let x = three_clusters();
         let (gmm, _) = GaussianMixture::fit(&x, &options(3, CovarianceKind::Full)).unwrap();
         tch::manual_seed(123);
@@ -707,6 +712,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_fit() {
+        let _rng = crate::torch_rng_lock();
         let x = three_clusters();
         let a = GaussianMixture::fit(&x, &options(4, CovarianceKind::Full))
             .unwrap()
@@ -719,6 +725,7 @@ mod tests {
 
     #[test]
     fn named_tensors_round_trip() {
+        let _rng = crate::torch_rng_lock();
         let x = three_clusters();
         for kind in [CovarianceKind::Full, CovarianceKind::Diagonal] {
             let (gmm, _) = GaussianMixture::fit(&x, &options(3, kind)).unwrap();
@@ -753,6 +760,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_naming_it() {
+        let _rng = crate::torch_rng_lock();
         let x = normal(10, 2, 0);
         let err = |x: &Tensor, o: GmmOptions| GaussianMixture::fit(x, &o).unwrap_err().to_string();
         assert!(err(&x, options(0, CovarianceKind::Full)).contains("components"));

@@ -280,6 +280,7 @@ mod tests {
 
     #[test]
     fn quadrature_of_a_two_point_bernoulli_decoder_by_hand() {
+        let _rng = crate::torch_rng_lock();
         // One binary pixel with p(x = 1 | z) = σ(z₁): p(x = 1) = ∫ σ(z₁) N(z) dz = ½ by
         // symmetry, for any second latent coordinate.
         let x = Tensor::from_slice(&[1.0f64, 0.0]).unsqueeze(1);
@@ -294,6 +295,7 @@ mod tests {
 
     #[test]
     fn entropy_helpers_match_closed_forms() {
+        let _rng = crate::torch_rng_lock();
         assert!((digamma_int(1) + 0.577_215_664_901_532_9).abs() < 1e-15);
         // Γ(2) = 1, Γ(3/2 + 1) = 3√π/4, Γ(3) = 2.
         assert!(ln_gamma_half_plus_one(2).abs() < 1e-15);
@@ -338,6 +340,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_named() {
+        let _rng = crate::torch_rng_lock();
         let x = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
         let ll = |_: &Tensor, z: &Tensor| -> genae_zoo::Result<Tensor> {
             Ok(z.sum_dim_intlist(-1, false, None::<Kind>))

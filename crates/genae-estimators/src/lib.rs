@@ -85,8 +85,9 @@ pub use sample_quality::{
 };
 pub use wasserstein::{mmd_penalty, MmdKernel, IMQ_SCALES};
 
-/// Unit tests that seed libtorch's global generator and depend on its draws hold this lock,
-/// so tests running in parallel threads of the same binary do not interleave their draws.
+/// libtorch's generator is global to the process and unit tests run on parallel threads:
+/// every unit test of this crate holds this lock, so a test that seeds the generator and
+/// depends on its draws is not interleaved with another test's draws or seeding.
 #[cfg(test)]
 pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

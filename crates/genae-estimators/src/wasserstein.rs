@@ -136,6 +136,7 @@ mod tests {
 
     #[test]
     fn both_kernels_match_explicit_sums() {
+        let _rng = crate::torch_rng_lock();
         let a = [[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]];
         let b = [[1.0, 1.0], [-1.0, 0.0]];
         let imq = |sq: f64| {
@@ -169,6 +170,7 @@ mod tests {
 
     #[test]
     fn the_gradient_pulls_codes_towards_the_prior() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         let opts = (Kind::Double, Device::Cpu);
         let codes = (Tensor::randn([64, 2], opts) + 2.0).set_requires_grad(true);
@@ -188,6 +190,7 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_named() {
+        let _rng = crate::torch_rng_lock();
         let kernel = MmdKernel::Gaussian {
             prior_variance: 1.0,
         };

@@ -61,6 +61,7 @@ mod tests {
 
     #[test]
     fn round_trips_a_transposed_array() {
+        let _rng = crate::torch_rng_lock();
         let a = ndarray::Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 100 + j * 10 + k) as f32);
         let view = a.view().reversed_axes(); // non-standard layout
         let t = tensor_from_array(&view).unwrap();
@@ -71,6 +72,7 @@ mod tests {
 
     #[test]
     fn u8_images_with_the_wrong_size_name_the_shape() {
+        let _rng = crate::torch_rng_lock();
         let err = tensor_from_u8_images(&[0; 5], &[2, 3], Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("[2, 3]"), "{err}");
     }

@@ -435,6 +435,7 @@ mod tests {
 
     #[test]
     fn invalid_parameters_name_the_field() {
+        let _rng = crate::torch_rng_lock();
         let x = Tensor::rand([2, 2], OPTS);
         let name = |c: &Corruption| match c.validate().unwrap_err() {
             TensorError::InvalidArgument { name, .. } => name,
@@ -477,6 +478,7 @@ mod tests {
 
     #[test]
     fn configs_round_trip_through_toml_and_reject_unknown_fields() {
+        let _rng = crate::torch_rng_lock();
         let c = Corruption::chain([
             Corruption::SaltAndPepper { p: 0.25 },
             Corruption::Gaussian {

@@ -126,6 +126,7 @@ mod tests {
 
     #[test]
     fn parses_every_form_and_round_trips_through_display() {
+        let _rng = crate::torch_rng_lock();
         for (text, spec) in [
             ("auto", DeviceSpec::Auto),
             ("CPU", DeviceSpec::Cpu),
@@ -140,6 +141,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_specs_with_the_offending_text() {
+        let _rng = crate::torch_rng_lock();
         for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
             let err = bad.parse::<DeviceSpec>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{err}");
@@ -148,6 +150,7 @@ mod tests {
 
     #[test]
     fn missing_gpu_is_an_error_not_a_panic() {
+        let _rng = crate::torch_rng_lock();
         let count = if Cuda::is_available() {
             Cuda::device_count()
         } else {

@@ -145,6 +145,7 @@ mod tests {
 
     #[test]
     fn log_prob_matches_hand_computed_values() {
+        let _rng = crate::torch_rng_lock();
         // N(z; 1, 4) at z = 3 in 1-d: -½ ln(2π·4) − (3−1)²/(2·4) = -0.5 ln(8π) − 0.5.
         let q = gaussian(&[1.0], &[4f32.ln()]);
         let got = scalar(
@@ -165,6 +166,7 @@ mod tests {
 
     #[test]
     fn log_prob_rejects_a_wrong_latent_size() {
+        let _rng = crate::torch_rng_lock();
         let q = gaussian(&[0.0, 0.0], &[0.0, 0.0]);
         let err = q
             .log_prob(&Tensor::zeros([1, 3], (Kind::Float, Device::Cpu)))
@@ -174,6 +176,7 @@ mod tests {
 
     #[test]
     fn new_rejects_mismatched_parameters() {
+        let _rng = crate::torch_rng_lock();
         let err = DiagGaussian::new(
             Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)),
             Tensor::zeros([2, 4], (Kind::Float, Device::Cpu)),

@@ -115,6 +115,7 @@ mod tests {
 
     #[test]
     fn grid_has_the_expected_size_and_pixels() {
+        let _rng = crate::torch_rng_lock();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.png");
         // Five 4x3 images (enlarged 16 times to 64x48), the k-th filled with k/4.
@@ -136,6 +137,7 @@ mod tests {
 
     #[test]
     fn rejects_a_flat_batch() {
+        let _rng = crate::torch_rng_lock();
         let err = save_image_grid(
             &Tensor::zeros([4, 784], (Kind::Float, Device::Cpu)),
             2,

@@ -54,8 +54,9 @@ pub use optim::Adam;
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, TensorError>;
 
-/// libtorch's generator is global to the process and unit tests run on parallel threads: every
-/// unit test of this crate that seeds it holds this lock, so its draws are its own.
+/// libtorch's generator is global to the process and unit tests run on parallel threads:
+/// every unit test of this crate holds this lock, so a test that seeds the generator and
+/// depends on its draws is not interleaved with another test's draws or seeding.
 #[cfg(test)]
 pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

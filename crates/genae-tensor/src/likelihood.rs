@@ -56,6 +56,7 @@ mod tests {
 
     #[test]
     fn bernoulli_matches_hand_values() {
+        let _rng = crate::torch_rng_lock();
         // p = sigmoid(l); log p(x) = x ln p + (1−x) ln(1−p).
         let l = [2.0f64, -1.0, 0.5];
         let x = [1.0f64, 0.0, 0.3];
@@ -78,6 +79,7 @@ mod tests {
 
     #[test]
     fn bernoulli_is_stable_for_huge_logits() {
+        let _rng = crate::torch_rng_lock();
         let l = Tensor::from_slice(&[80.0f32, -80.0]).view([1, 2]);
         let x = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
         let v = bernoulli_logits_log_prob(&l, &x)
@@ -88,6 +90,7 @@ mod tests {
 
     #[test]
     fn bernoulli_rejects_mismatched_shapes() {
+        let _rng = crate::torch_rng_lock();
         let err = bernoulli_logits_log_prob(
             &Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu)),
             &Tensor::zeros([2, 4], (Kind::Float, tch::Device::Cpu)),
@@ -98,6 +101,7 @@ mod tests {
 
     #[test]
     fn log_mean_exp_matches_direct_computation() {
+        let _rng = crate::torch_rng_lock();
         let v = [0.1f64, -2.0, 1.5, 0.7];
         let want = (v.iter().map(|x| x.exp()).sum::<f64>() / 4.0).ln();
         let t = Tensor::from_slice(&v).view([2, 2]);

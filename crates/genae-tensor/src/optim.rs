@@ -239,6 +239,7 @@ mod tests {
 
     #[test]
     fn three_steps_match_a_hand_computation_of_torch_adam() {
+        let _rng = crate::torch_rng_lock();
         // L(θ) = Σᵢ ½cᵢθᵢ² + bᵢθᵢ, so gᵢ = cᵢθᵢ + bᵢ; the reference below is
         // torch.optim.Adam's loop written out in f64: m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ),
         // θ ← θ − lr · m̂/(√v̂ + ε).
@@ -279,6 +280,7 @@ mod tests {
 
     #[test]
     fn a_constant_gradient_moves_by_the_learning_rate_each_step() {
+        let _rng = crate::torch_rng_lock();
         // Closed form: with g constant, m̂ = g and v̂ = g² exactly after every step, so each
         // step is lr · g/(|g| + ε), and three steps move θ by 3·lr·sign(g) (up to ε).
         let vs = VarStore::new(Device::Cpu);

@@ -486,6 +486,7 @@ mod tests {
 
     #[test]
     fn parameters_live_in_the_three_players_stores() {
+        let _rng = crate::torch_rng_lock();
         let [e, d, c] = stores();
         let _aae = Aae::new(&e.root(), &d.root(), &c.root(), &config(2)).unwrap();
         assert!(!e.variables().is_empty() && !d.variables().is_empty());
@@ -496,6 +497,7 @@ mod tests {
 
     #[test]
     fn discriminator_loss_reaches_only_the_discriminator() {
+        let _rng = crate::torch_rng_lock();
         let [e, d, c] = stores();
         let aae = Aae::new(&e.root(), &d.root(), &c.root(), &config(2)).unwrap();
         let x = Tensor::rand([8, 6], (Kind::Float, Device::Cpu));
@@ -511,6 +513,7 @@ mod tests {
 
     #[test]
     fn discriminator_learns_the_log_density_ratio_of_two_gaussians() {
+        let _rng = crate::torch_rng_lock();
         // Real N(1, 1), fake N(−1, 1) in 1-d: the optimal logit is log p_real/p_fake = 2z.
         tch::manual_seed(31);
         let [e, d, c] = stores();
@@ -535,6 +538,7 @@ mod tests {
 
     #[test]
     fn r1_penalty_of_a_linear_discriminator_is_its_weight_norm() {
+        let _rng = crate::torch_rng_lock();
         // D(z) = w·z + b: ∇_z D = w everywhere, so E‖∇D‖² = ‖w‖² and the penalty's gradient
         // with respect to w is γ·w.
         tch::manual_seed(12);
@@ -588,6 +592,7 @@ mod tests {
 
     #[test]
     fn interpolate_penalty_of_a_linear_discriminator_is_its_weight_norm_minus_one() {
+        let _rng = crate::torch_rng_lock();
         // D(z) = w·z + b has ∇D = w at every interpolate: the penalty is (‖w‖ − 1)² and the
         // loss grows by λ times it.
         tch::manual_seed(13);
@@ -625,6 +630,7 @@ mod tests {
 
     #[test]
     fn label_smoothing_moves_the_real_target() {
+        let _rng = crate::torch_rng_lock();
         // With s = 0.2 the real half of the loss is BCE(logit, 0.8) = softplus(−l) + 0.2·l.
         let [e, d, c] = stores();
         let mut cfg = config(2);
@@ -655,6 +661,7 @@ mod tests {
 
     #[test]
     fn conditioned_codes_move_to_their_own_components() {
+        let _rng = crate::torch_rng_lock();
         // Inputs that show their class (one-hot rows): the label-conditioned game alone (no
         // reconstruction) must carry each class's codes onto that class's component.
         tch::manual_seed(14);
@@ -702,6 +709,7 @@ mod tests {
 
     #[test]
     fn label_conditioning_needs_a_matching_mixture() {
+        let _rng = crate::torch_rng_lock();
         let mut cfg = config(2);
         cfg.label_classes = 3;
         let err = cfg.validate().unwrap_err().to_string();
@@ -730,6 +738,7 @@ mod tests {
 
     #[test]
     fn gaussian_encoder_draws_around_its_mean() {
+        let _rng = crate::torch_rng_lock();
         let [e, d, c] = stores();
         let mut cfg = config(3);
         cfg.encoder = AaeEncoderKind::Gaussian;

@@ -69,6 +69,7 @@ mod tests {
 
     #[test]
     fn vae_codes_come_from_its_posterior() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let vae = Vae::new(&vs.root(), &config()).unwrap();
         let x = Tensor::rand([4, 5], (Kind::Float, Device::Cpu));
@@ -88,6 +89,7 @@ mod tests {
 
     #[test]
     fn autoencoder_codes_are_deterministic_and_it_has_no_prior() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let ae = Autoencoder::new(&vs.root(), &config()).unwrap();
         let x = Tensor::rand([4, 5], (Kind::Float, Device::Cpu));

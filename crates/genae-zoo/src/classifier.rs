@@ -258,6 +258,7 @@ mod tests {
 
     #[test]
     fn shapes_and_parameter_names() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let config = ClassifierConfig {
             channels: vec![4, 8],
@@ -292,6 +293,7 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors_not_panics() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let classifier =
             Classifier::new(&vs.root(), &ClassifierConfig::new([1, 28, 28], 3)).unwrap();
@@ -336,6 +338,7 @@ mod tests {
 
     #[test]
     fn a_few_steps_separate_separable_classes() {
+        let _rng = crate::torch_rng_lock();
         for (channels, side) in [(1, 28), (3, 32)] {
             tch::manual_seed(7);
             let vs = nn::VarStore::new(Device::Cpu);

@@ -307,6 +307,7 @@ mod tests {
 
     #[test]
     fn stage_geometry_round_trips() {
+        let _rng = crate::torch_rng_lock();
         assert_eq!(stage_sides(28, 3), vec![28, 14, 7, 4]);
         assert_eq!(stage_sides(64, 2), vec![64, 32, 16]);
         assert_eq!(stage_kernel(7), 3);

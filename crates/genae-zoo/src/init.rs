@@ -134,17 +134,9 @@ pub fn conv_transpose2d<'a, T: Borrow<nn::Path<'a>>>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Mutex, MutexGuard};
-
     use tch::{Device, Kind, Tensor};
 
     use super::*;
-
-    /// Tests that seed libtorch's global generator hold this lock.
-    fn torch_rng_lock() -> MutexGuard<'static, ()> {
-        static LOCK: Mutex<()> = Mutex::new(());
-        LOCK.lock().unwrap_or_else(|e| e.into_inner())
-    }
 
     /// Checks that `t` looks like `U(−b, b)` with `b = 1/√fan_in`: inside the bound, reaching
     /// close to it, mean ≈ 0 and variance ≈ b²/3 (the closed form), within `rel` of it.
@@ -176,7 +168,7 @@ mod tests {
 
     #[test]
     fn linear_matches_pytorchs_nn_linear() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(11);
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = linear(vs.root() / "fc", 784, 3000);
@@ -197,7 +189,7 @@ mod tests {
 
     #[test]
     fn convolutions_match_pytorchs_conv2d_and_conv_transpose2d() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(12);
         let vs = nn::VarStore::new(Device::Cpu);
         let config = nn::ConvConfig {
@@ -250,7 +242,7 @@ mod tests {
 
     #[test]
     fn seeded_initialisation_repeats() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         let draw = || {
             tch::manual_seed(3);
             let vs = nn::VarStore::new(Device::Cpu);

@@ -167,6 +167,7 @@ mod tests {
 
     #[test]
     fn shapes_and_parameter_count() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let mlp = Mlp::new(&vs.root(), 5, &[7, 3], Activation::Tanh, false).unwrap();
         assert_eq!(mlp.output_dim(), 3);
@@ -182,6 +183,7 @@ mod tests {
 
     #[test]
     fn activation_names_round_trip_and_bad_names_are_listed() {
+        let _rng = crate::torch_rng_lock();
         for a in Activation::ALL {
             assert_eq!(a.name().parse::<Activation>().unwrap(), a);
         }
@@ -194,6 +196,7 @@ mod tests {
 
     #[test]
     fn rejects_non_positive_widths() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let err = Mlp::new(&vs.root(), 5, &[7, 0], Activation::Relu, false).unwrap_err();
         assert!(err.to_string().contains("hidden"));

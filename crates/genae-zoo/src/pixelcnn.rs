@@ -364,6 +364,7 @@ mod tests {
 
     #[test]
     fn categorical_draws_follow_the_cumulative_sums() {
+        let _rng = crate::torch_rng_lock();
         let p = [0.2, 0.0, 0.5, 0.3];
         assert_eq!(draw_categorical(&p, 0.0), 0);
         assert_eq!(draw_categorical(&p, 0.19), 0);
@@ -384,6 +385,7 @@ mod tests {
 
     #[test]
     fn bad_codes_are_rejected() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let config = PixelCnnConfig {
             num_codes: 4,

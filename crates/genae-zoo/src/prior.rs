@@ -337,6 +337,7 @@ mod tests {
 
     #[test]
     fn gaussian_and_uniform_have_their_moments() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(5);
         let n = 200_000;
         let (m, v) = mean_and_var(&LatentPrior::Gaussian.sample(n, 3, Device::Cpu).unwrap());
@@ -361,6 +362,7 @@ mod tests {
 
     #[test]
     fn nearest_component_finds_the_component_a_draw_came_from() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(8);
         let prior = LatentPrior::GaussianMixture {
             components: 6,
@@ -389,6 +391,7 @@ mod tests {
 
     #[test]
     fn labelled_mixture_draws_come_from_the_labels_component() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(6);
         let prior = LatentPrior::GaussianMixture {
             components: 8,
@@ -419,6 +422,7 @@ mod tests {
 
     #[test]
     fn densities_integrate_to_one_on_a_grid() {
+        let _rng = crate::torch_rng_lock();
         // Riemann sum over [−L, L]² with step h.
         let (l, steps) = (8.0, 801);
         let axis = Tensor::linspace(-l, l, steps, (Kind::Double, Device::Cpu));
@@ -456,6 +460,7 @@ mod tests {
 
     #[test]
     fn mixture_density_matches_a_hand_computation() {
+        let _rng = crate::torch_rng_lock();
         let prior = LatentPrior::GaussianMixture {
             components: 2,
             radius: 1.0,
@@ -470,6 +475,7 @@ mod tests {
 
     #[test]
     fn swiss_roll_is_two_dimensional_and_bounded() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(7);
         let roll = LatentPrior::SwissRoll {
             turns: 1.5,
@@ -487,6 +493,7 @@ mod tests {
 
     #[test]
     fn configs_parse_with_defaults_and_reject_unknown_keys() {
+        let _rng = crate::torch_rng_lock();
         let p: LatentPrior = toml::from_str("kind = \"uniform\"").unwrap();
         assert_eq!(p, LatentPrior::Uniform { half_width: 1.0 });
         assert!(toml::from_str::<LatentPrior>("kind = \"uniform\"\nradius = 2.0").is_err());

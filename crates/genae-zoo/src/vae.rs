@@ -163,6 +163,7 @@ mod tests {
 
     #[test]
     fn image_shaped_input_is_flattened() {
+        let _rng = crate::torch_rng_lock();
         let (_vs, vae) = small();
         let x = Tensor::rand([4, 1, 3, 4], (Kind::Float, Device::Cpu));
         let q = vae.encode(&x).unwrap();
@@ -174,6 +175,7 @@ mod tests {
 
     #[test]
     fn wrong_input_size_is_an_error_naming_both_shapes() {
+        let _rng = crate::torch_rng_lock();
         let (_vs, vae) = small();
         let err = vae
             .encode(&Tensor::rand([4, 13], (Kind::Float, Device::Cpu)))
@@ -190,6 +192,7 @@ mod tests {
 
     #[test]
     fn parameters_are_named_by_role() {
+        let _rng = crate::torch_rng_lock();
         let (vs, _vae) = small();
         let names: Vec<String> = vs.variables().into_keys().collect();
         for expected in [
@@ -207,6 +210,7 @@ mod tests {
 
     #[test]
     fn invalid_config_names_the_field() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let config = VaeConfig {
             latent_dim: 0,

@@ -427,6 +427,7 @@ mod tests {
 
     #[test]
     fn discretized_gaussian_sums_to_one_and_matches_the_cdf() {
+        let _rng = crate::torch_rng_lock();
         for (mu, sigma) in [
             (0.5, 0.1),
             (0.0, 0.02),
@@ -463,6 +464,7 @@ mod tests {
 
     #[test]
     fn discretized_gaussian_tail_is_finite_and_rejects_bad_input() {
+        let _rng = crate::torch_rng_lock();
         let m = Tensor::from_slice(&[0.0f64, 0.0]).view([1, 2]);
         let x = Tensor::from_slice(&[0.6f64, 1.0]).view([1, 2]);
         let lp = discretized_gaussian_log_prob(&m, 0.01, &x).unwrap();
@@ -474,6 +476,7 @@ mod tests {
 
     #[test]
     fn networks_round_trip_shapes_and_reject_bad_input() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let config = VqNetConfig {
             hidden_channels: 8,

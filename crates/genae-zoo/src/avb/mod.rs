@@ -35,10 +35,3 @@ pub use adversary::{AvbCodes, AvbDiscriminatorLoss, AvbPrimal, PosteriorMoments,
 pub use implicit::{ImplicitEncoder, NoiseInjection};
 pub use model::{Avb, AvbConfig};
 pub use posterior::{ImplicitPosterior, ImplicitPosteriorConfig};
-
-/// Tests that seed libtorch's global generator hold this lock.
-#[cfg(test)]
-fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}

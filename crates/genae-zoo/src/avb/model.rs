@@ -293,7 +293,6 @@ impl GenerativeAutoencoder for Avb {
 
 #[cfg(test)]
 mod tests {
-    use super::super::torch_rng_lock;
     use super::*;
 
     fn stores() -> [nn::VarStore; 3] {
@@ -315,7 +314,7 @@ mod tests {
     }
     #[test]
     fn encoder_noise_changes_the_code() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(5);
         for injection in [NoiseInjection::Input, NoiseInjection::InputAndHidden] {
             let [e, d, c] = stores();
@@ -353,7 +352,7 @@ mod tests {
 
     #[test]
     fn adaptive_contrast_normalises_to_zero_mean_unit_std() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(6);
         let [e, d, c] = stores();
         let mut cfg = config(5, 3);
@@ -378,7 +377,7 @@ mod tests {
     fn discriminator_learns_the_log_density_ratio_of_two_gaussians() {
         // "Posterior" q(z|x) = N(x, 0.5²) in 1-d, prior N(0, 1): the optimal T is
         // log q(z|x) − log p(z) = −(z − x)²/(2·0.25) − ln 0.5 + z²/2.
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(31);
         let [e, d, c] = stores();
         let mut cfg = config(1, 1);
@@ -414,7 +413,7 @@ mod tests {
 
     #[test]
     fn primal_gradient_leaves_a_frozen_discriminator_alone() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(7);
         for ac in [false, true] {
             let [e, d, mut c] = stores();
@@ -446,6 +445,7 @@ mod tests {
     }
     #[test]
     fn bad_configs_name_the_field() {
+        let _rng = crate::torch_rng_lock();
         let mut cfg = config(4, 2);
         cfg.contrast_samples = 1;
         assert!(cfg

@@ -225,7 +225,6 @@ mod tests {
     use genae_tensor::LOG_2PI;
     use tch::nn::Module;
 
-    use super::super::torch_rng_lock;
     use super::*;
 
     fn posterior(dim: i64, adaptive_contrast: bool) -> ([nn::VarStore; 2], ImplicitPosterior) {
@@ -244,7 +243,7 @@ mod tests {
 
     #[test]
     fn implicit_posterior_terms_match_their_formulas() {
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(11);
         for ac in [false, true] {
             let (_stores, q) = posterior(3, ac);
@@ -284,7 +283,7 @@ mod tests {
     fn implicit_posterior_fits_a_conjugate_gaussian_posterior() {
         // θ ~ N(0, I₂), y ~ N(θ, s²I) with s² = 0.5 and y = (1, −2): the posterior is
         // N(y/(1 + s²), s²/(1 + s²) I) = N((2/3, −4/3), (1/3) I).
-        let _rng = torch_rng_lock();
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(12);
         let ([g, mut t], q) = posterior(2, true);
         let y = Tensor::from_slice(&[1.0f32, -2.0]);
