@@ -26,7 +26,10 @@
 //!   [`knn_kl_to_standard_normal`] (k-nearest-neighbour estimates, using the known density of
 //!   `N(0, I)`, for distributions known only by samples): for encoders without a density;
 //! - [`active_units`]: the number of latent dimensions the encoder actually uses;
-//! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE) and [`KlWarmup`]: training losses;
+//! - [`Objective`] (β-VAE ELBO with free bits, IWAE, DVAE, annealed capacity, β-TC-VAE,
+//!   DIP-VAE) and [`KlWarmup`]: training losses; [`factorised`]: the terms of the disentangling
+//!   objectives (β-TC-VAE's KL decomposition, DIP-VAE's penalty, FactorVAE's permuted codes and
+//!   discriminator loss, the capacity schedule);
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
 //!   set, with reusable reference statistics), [`mmd_gaussian`] (unbiased `MMD²` with a
 //!   Gaussian kernel, median-heuristic bandwidth);
@@ -56,6 +59,7 @@ mod divergence;
 mod dvae;
 mod elbo;
 mod error;
+pub mod factorised;
 pub mod gmm;
 mod iwae;
 mod latent_integrals;

@@ -1,11 +1,13 @@
-//! Training objectives: the (β-weighted, free-bits) ELBO, the IWAE bound and the denoising
-//! bound of the DVAE, and KL warm-up.
+//! Training objectives: the (β-weighted, free-bits) ELBO, the IWAE bound, the denoising bound
+//! of the DVAE, the disentangling objectives (annealed capacity, β-TC-VAE, DIP-VAE) and KL
+//! warm-up.
 
 use genae_tensor::{log_mean_exp, Corruption, DiagGaussian};
 use genae_zoo::LatentVariableModel;
 use tch::{Kind, Tensor};
 
 use crate::dvae::{check_dvae_arguments, dvae};
+use crate::factorised::{dip_penalty, kl_decomposition, AggregateEstimator, DipVariant};
 use crate::sampling::{at_least_one, non_negative, sample_terms, NoiseStream};
 use crate::{ElboTerms, Result};
 
@@ -39,6 +41,39 @@ pub enum Objective {
         /// Latent samples per corrupted copy, K (≥ 1).
         samples: i64,
     },
+    /// The annealed-capacity β-VAE (Burgess et al. 2018): `−E log p(x|z) + γ |KL − C|`, the
+    /// KL analytic; the caller raises `capacity` over training
+    /// ([`CapacitySchedule`](crate::factorised::CapacitySchedule)).
+    AnnealedCapacity {
+        /// Weight `γ` of the distance to the capacity (≥ 0; 1000 in the paper).
+        gamma: f64,
+        /// The KL target `C` in nats at this step (≥ 0).
+        capacity: f64,
+    },
+    /// β-TC-VAE (Chen et al. 2018): `−E log p(x|z) + α·MI + β·TC + γ·dimension-wise KL`, the
+    /// three terms estimated on the batch
+    /// ([`kl_decomposition`](crate::factorised::kl_decomposition)); `α = γ = 1` leaves the
+    /// Monte-Carlo KL plus `(β − 1)·TC`.
+    BetaTc {
+        /// Weight `α` of the index–code mutual information (≥ 0).
+        alpha: f64,
+        /// Weight `β` of the total correlation (≥ 0).
+        beta: f64,
+        /// Weight `γ` of the dimension-wise KL (≥ 0).
+        gamma: f64,
+        /// How the aggregate posterior is estimated from the batch.
+        estimator: AggregateEstimator,
+    },
+    /// DIP-VAE (Kumar et al. 2018): the negative ELBO plus
+    /// [`dip_penalty`](crate::factorised::dip_penalty) of the batch's posterior.
+    Dip {
+        /// Which covariance is matched to the identity.
+        variant: DipVariant,
+        /// Weight `λ_od` of the off-diagonal entries (≥ 0).
+        lambda_off_diagonal: f64,
+        /// Weight `λ_d` of the diagonal's distance to 1 (≥ 0).
+        lambda_diagonal: f64,
+    },
 }
 
 impl Default for Objective {
@@ -61,6 +96,11 @@ pub struct ObjectiveOutput {
     /// [`Objective::Iwae`], the terms of the corrupted-input bound `L_dvae` (reconstruction of
     /// the clean input, KL of `q(z|x̃)`) for [`Objective::Dvae`].
     pub terms: ElboTerms,
+    /// The objective's own terms by name (detached), per example (`[N]`) or for the batch
+    /// (scalars): `mutual_information`, `total_correlation` and `dimension_kl` of
+    /// [`Objective::BetaTc`], `dip_off_diagonal` and `dip_diagonal` of [`Objective::Dip`],
+    /// `capacity` of [`Objective::AnnealedCapacity`]; empty for the others.
+    pub extra: Vec<(&'static str, Tensor)>,
 }
 
 impl Objective {
@@ -94,12 +134,42 @@ impl Objective {
                 copies,
                 samples,
             } => check_dvae_arguments(corruption, *copies, *samples),
+            Self::AnnealedCapacity { gamma, capacity } => {
+                non_negative("gamma", *gamma)?;
+                non_negative("capacity", *capacity)
+            }
+            Self::BetaTc {
+                alpha,
+                beta,
+                gamma,
+                estimator,
+            } => {
+                non_negative("alpha", *alpha)?;
+                non_negative("beta", *beta)?;
+                non_negative("gamma", *gamma)?;
+                match estimator {
+                    AggregateEstimator::Weighted => Ok(()),
+                    AggregateEstimator::Stratified { dataset_size } => {
+                        at_least_one("dataset_size", *dataset_size)
+                    }
+                }
+            }
+            Self::Dip {
+                lambda_off_diagonal,
+                lambda_diagonal,
+                ..
+            } => {
+                non_negative("lambda_off_diagonal", *lambda_off_diagonal)?;
+                non_negative("lambda_diagonal", *lambda_diagonal)
+            }
         }
     }
 
     /// The loss of a batch `x`. `kl_weight_scale` (≥ 0) multiplies the KL term for KL warm-up
-    /// (`beta` of [`Objective::Elbo`], the KL of [`Objective::Dvae`]): pass [`KlWarmup::scale`]
-    /// of the step (or 1). It has no effect on [`Objective::Iwae`].
+    /// (`beta` of [`Objective::Elbo`], the KL of [`Objective::Dvae`] and [`Objective::Dip`],
+    /// the three KL parts of [`Objective::BetaTc`]): pass [`KlWarmup::scale`] of the step (or
+    /// 1). It has no effect on [`Objective::Iwae`] and [`Objective::AnnealedCapacity`] (whose
+    /// capacity is its own schedule).
     ///
     /// ```
     /// use genae_estimators::{KlWarmup, Objective};
@@ -142,6 +212,34 @@ impl Objective {
                 copies,
                 samples,
             } => dvae_loss(model, x, corruption, *copies, *samples, kl_weight_scale),
+            Self::AnnealedCapacity { gamma, capacity } => {
+                capacity_loss(model, x, *gamma, *capacity)
+            }
+            Self::BetaTc {
+                alpha,
+                beta,
+                gamma,
+                estimator,
+            } => {
+                let weights = [*alpha, *beta, *gamma].map(|w| w * kl_weight_scale);
+                beta_tc_loss(model, x, weights, *estimator)
+            }
+            Self::Dip {
+                variant,
+                lambda_off_diagonal,
+                lambda_diagonal,
+            } => {
+                let posterior = model.encode(x)?;
+                let mut out = elbo_loss_given(model, x, &posterior, kl_weight_scale, 0.0)?;
+                let dip =
+                    dip_penalty(&posterior, *variant, *lambda_off_diagonal, *lambda_diagonal)?;
+                out.loss += dip.penalty;
+                out.extra = vec![
+                    ("dip_off_diagonal", dip.off_diagonal.detach()),
+                    ("dip_diagonal", dip.diagonal.detach()),
+                ];
+                Ok(out)
+            }
         }
     }
 }
@@ -169,9 +267,18 @@ fn elbo_loss<M: LatentVariableModel + ?Sized>(
     kl_weight: f64,
     free_bits: f64,
 ) -> Result<ObjectiveOutput> {
-    let posterior = model.encode(x)?;
+    elbo_loss_given(model, x, &model.encode(x)?, kl_weight, free_bits)
+}
+
+fn elbo_loss_given<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    posterior: &DiagGaussian,
+    kl_weight: f64,
+    free_bits: f64,
+) -> Result<ObjectiveOutput> {
     let prior = model.prior(posterior.mean())?;
-    let kl_dims = kl_per_dim(&posterior, &prior)?; // [N, d]
+    let kl_dims = kl_per_dim(posterior, &prior)?; // [N, d]
     let kl = kl_dims.sum_dim_intlist(-1, false, None::<Kind>); // [N]
     let reconstruction = model.log_likelihood(x, &posterior.rsample())?;
     let kl_term = if free_bits > 0.0 {
@@ -186,6 +293,53 @@ fn elbo_loss<M: LatentVariableModel + ?Sized>(
     Ok(ObjectiveOutput {
         loss,
         terms: logged_terms(reconstruction.detach(), kl.detach()),
+        extra: Vec::new(),
+    })
+}
+
+fn capacity_loss<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    gamma: f64,
+    capacity: f64,
+) -> Result<ObjectiveOutput> {
+    let posterior = model.encode(x)?;
+    let prior = model.prior(posterior.mean())?;
+    let kl = kl_per_dim(&posterior, &prior)?.sum_dim_intlist(-1, false, None::<Kind>);
+    let reconstruction = model.log_likelihood(x, &posterior.rsample())?;
+    let distance = (kl.mean(None::<Kind>) - capacity).abs();
+    let loss = distance * gamma - reconstruction.mean(None::<Kind>);
+    Ok(ObjectiveOutput {
+        loss,
+        terms: logged_terms(reconstruction.detach(), kl.detach()),
+        extra: vec![("capacity", Tensor::from(capacity))],
+    })
+}
+
+fn beta_tc_loss<M: LatentVariableModel + ?Sized>(
+    model: &M,
+    x: &Tensor,
+    [alpha, beta, gamma]: [f64; 3],
+    estimator: AggregateEstimator,
+) -> Result<ObjectiveOutput> {
+    let posterior = model.encode(x)?;
+    let prior = model.prior(posterior.mean())?;
+    let z = posterior.rsample();
+    let reconstruction = model.log_likelihood(x, &z)?;
+    let parts = kl_decomposition(&posterior, &z, &prior, estimator)?;
+    let weighted = &parts.mutual_information * alpha
+        + &parts.total_correlation * beta
+        + &parts.dimension_kl * gamma;
+    let loss = (weighted - &reconstruction).mean(None::<Kind>);
+    let kl = kl_per_dim(&posterior, &prior)?.sum_dim_intlist(-1, false, None::<Kind>);
+    Ok(ObjectiveOutput {
+        loss,
+        terms: logged_terms(reconstruction.detach(), kl.detach()),
+        extra: vec![
+            ("mutual_information", parts.mutual_information.detach()),
+            ("total_correlation", parts.total_correlation.detach()),
+            ("dimension_kl", parts.dimension_kl.detach()),
+        ],
     })
 }
 
@@ -208,6 +362,7 @@ fn iwae_loss<M: LatentVariableModel + ?Sized>(
     Ok(ObjectiveOutput {
         loss,
         terms: logged_terms(reconstruction, kl),
+        extra: Vec::new(),
     })
 }
 
@@ -228,6 +383,7 @@ fn dvae_loss<M: LatentVariableModel + ?Sized>(
             reconstruction: terms.reconstruction.detach(),
             kl: terms.kl.detach(),
         },
+        extra: Vec::new(),
     })
 }
 

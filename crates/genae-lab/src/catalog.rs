@@ -74,6 +74,26 @@ pub const SHIPPED_CONFIGS: &[(&str, &str)] = &[
         include_str!("../configs/regress-vqvae.toml"),
     ),
     ("tiny-vqvae", include_str!("../configs/tiny-vqvae.toml")),
+    (
+        "dsprites-betavae",
+        include_str!("../configs/dsprites-betavae.toml"),
+    ),
+    (
+        "dsprites-betatcvae",
+        include_str!("../configs/dsprites-betatcvae.toml"),
+    ),
+    (
+        "dsprites-factorvae",
+        include_str!("../configs/dsprites-factorvae.toml"),
+    ),
+    (
+        "dsprites-dipvae",
+        include_str!("../configs/dsprites-dipvae.toml"),
+    ),
+    (
+        "dsprites-annealedvae",
+        include_str!("../configs/dsprites-annealedvae.toml"),
+    ),
 ];
 
 /// The TOML text of a shipped config.

@@ -59,10 +59,11 @@ mod trainer;
 
 pub use catalog::{describe, load_shipped, shipped_config, SHIPPED_CONFIGS};
 pub use config::{
-    apply_override, AaeSection, AvbSection, ChainSection, ClassifierSection, ConfigFile,
-    DataSection, EvalSection, LikelihoodEval, ModelKind, ModelSection, ModelSpec, NetworkSpec,
-    ObjectiveKind, PriorSection, TrainSection, ValidConfig, VqSection, WaeKernel, WaeSection,
-    AVB_TOY, MAX_CHAIN_STEPS, SHAPES,
+    apply_override, AaeSection, AvbSection, BetaTcSection, CapacitySection, ChainSection,
+    ClassifierSection, ConfigFile, DataSection, DipSection, DisentanglementEval, EvalSection,
+    FactorVaeSection, LikelihoodEval, ModelKind, ModelSection, ModelSpec, NetworkSpec,
+    ObjectiveKind, PriorSection, TcEstimator, TrainSection, ValidConfig, VqSection, WaeKernel,
+    WaeSection, AVB_TOY, MAX_CHAIN_STEPS, SHAPES,
 };
 pub use error::{ConfigError, LabError};
 pub use eval::chains::{evaluate_chains, ChainSummary};

@@ -13,7 +13,7 @@ use crate::plots::{line_charts, Line, Panel};
 use crate::run_dir::RunDir;
 
 /// The pictures a report shows when the run wrote them, with their captions.
-const PICTURES: [(&str, &str); 8] = [
+const PICTURES: [(&str, &str); 9] = [
     ("curves.png", "Training curves: every named term per epoch (train, validation, test)"),
     ("reconstructions.png", "Test images (top) over their reconstructions (bottom)"),
     ("samples.png", "Decoder means of prior samples"),
@@ -22,6 +22,10 @@ const PICTURES: [(&str, &str); 8] = [
         "Decoded linear (upper row of each pair) and spherical (lower row) interpolations between test codes",
     ),
     ("latents.png", "Test codes coloured by label"),
+    (
+        "traversals.png",
+        "Latent traversals: one latent dimension per row (ordered by its KL to the prior) swept from −2 to 2, the others at a test image's code",
+    ),
     (
         "posterior.png",
         "Draws of q(z|x) for test images, coloured by label (2-d latent spaces)",

@@ -435,6 +435,9 @@ impl Loop<'_> {
             out.test.insert("reconstruction_mse", mse);
         }
         model.finish(run, &mut out)?;
+        if f.eval.disentanglement.enabled {
+            disentanglement_metrics(&*model, run, &mut out)?;
+        }
         if let Some(ae) = model.autoencoder() {
             if let Some(chain) =
                 chains::evaluate_chains(ae, config, &run.test.x, run.run_dir, run.device)?
@@ -481,4 +484,44 @@ impl Loop<'_> {
         write_summary(run.run_dir, &summary)?;
         Ok(summary)
     }
+}
+
+/// `[eval.disentanglement]`: the metrics into the `disentanglement` section and
+/// `traversals.png`.
+fn disentanglement_metrics(
+    model: &dyn Trainable,
+    run: &RunContext,
+    out: &mut FinalResults,
+) -> Result<(), LabError> {
+    use crate::eval::disentanglement::{evaluate, write_traversals};
+    let settings = &run.config.file().eval.disentanglement;
+    let Some(ae) = model.autoencoder() else {
+        return Err(crate::config::ConfigError::Invalid {
+            field: "eval.disentanglement.enabled",
+            reason: format!(
+                "model.kind = \"{}\" has no encoder mean to score",
+                run.config.kind()
+            ),
+        }
+        .into());
+    };
+    let mut summary = evaluate(ae, settings, run)?;
+    if settings.traversal {
+        let embedding = model.embed(&run.test.x)?;
+        summary.traversal_rows = write_traversals(ae, &embedding, run)?;
+    }
+    out.notes.push(format!(
+        "disentanglement: β-VAE {:.3}, FactorVAE {:.3}, MIG {:.3}, SAP {:.3}, DCI D {:.3} C {:.3} \
+         ({} images encoded in {:.0} s)",
+        summary.beta_vae,
+        summary.factor_vae,
+        summary.mig,
+        summary.sap,
+        summary.dci_disentanglement,
+        summary.dci_completeness,
+        summary.images_encoded,
+        summary.seconds
+    ));
+    out.section("disentanglement", &summary);
+    Ok(())
 }

@@ -123,13 +123,10 @@ fn a_resumed_aae_run_gives_the_uninterrupted_numbers() {
     let whole = run_experiment(&config(out.path(), &[])).unwrap();
     let half = run_experiment(&config(out.path(), &["train.epochs=1"])).unwrap();
     let resumed = resume_experiment(&half.run_dir, &["train.epochs=3".into()]).unwrap();
-    let numbers = |dir: &Path| -> Vec<String> {
-        metrics(dir)
-            .iter()
-            .map(|l| format!("{} {} {}", l["epoch"], l["train"], l["test"]))
-            .collect()
-    };
-    assert_eq!(numbers(&whole.run_dir), numbers(&resumed.run_dir));
+    assert_eq!(
+        common::epoch_numbers(&whole.run_dir),
+        common::epoch_numbers(&resumed.run_dir)
+    );
     assert_eq!(
         whole.test.number("reconstruction"),
         resumed.test.number("reconstruction")

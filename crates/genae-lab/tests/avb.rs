@@ -128,13 +128,10 @@ fn a_resumed_avb_run_gives_the_uninterrupted_numbers() {
     half_extra.push("train.epochs=1");
     let half = run_experiment(&config(out.path(), &half_extra)).unwrap();
     let resumed = resume_experiment(&half.run_dir, &["train.epochs=3".into()]).unwrap();
-    let numbers = |dir: &Path| -> Vec<String> {
-        metrics(dir)
-            .iter()
-            .map(|l| format!("{} {} {}", l["epoch"], l["train"], l["test"]))
-            .collect()
-    };
-    assert_eq!(numbers(&whole.run_dir), numbers(&resumed.run_dir));
+    assert_eq!(
+        common::epoch_numbers(&whole.run_dir),
+        common::epoch_numbers(&resumed.run_dir)
+    );
     assert_eq!(whole.test.number("elbo"), resumed.test.number("elbo"));
 }
 

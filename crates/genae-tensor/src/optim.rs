@@ -89,6 +89,13 @@ impl Adam {
         self
     }
 
+    /// The same with second-moment decay `beta2` (PyTorch's default 0.999; FactorVAE's
+    /// discriminator uses 0.9).
+    pub fn with_beta2(mut self, beta2: f64) -> Self {
+        self.beta2 = beta2;
+        self
+    }
+
     /// Updates taken so far.
     pub fn steps(&self) -> u64 {
         self.steps

@@ -9,6 +9,7 @@
 //! keys its kind reads.
 
 mod chain;
+mod disentangle;
 mod sections;
 mod valid;
 mod vq;
@@ -23,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ConfigError;
 pub use chain::{ChainSection, ClassifierSection, MAX_CHAIN_STEPS};
+pub use disentangle::{
+    BetaTcSection, CapacitySection, DipSection, DisentanglementEval, FactorVaeSection, TcEstimator,
+};
 pub use sections::{AaeSection, AvbSection, WaeKernel, WaeSection};
 pub use valid::{LikelihoodEval, ModelSpec, NetworkSpec, Phase, ValidConfig};
 pub use vq::{PriorSection, VqSection};
@@ -52,11 +56,21 @@ pub enum ModelKind {
     Avb,
     /// The Wasserstein autoencoder with an MMD penalty (settings in `[wae]`).
     Wae,
+    /// FactorVAE (Kim & Mnih, 2018): the VAE of genae-zoo plus a total-correlation
+    /// discriminator (settings in `[factor_vae]`).
+    FactorVae,
 }
 
 impl ModelKind {
     /// Every kind, in the order the docs list them.
-    pub const ALL: [ModelKind; 5] = [Self::Vae, Self::Aae, Self::Avb, Self::Wae, Self::Vqvae];
+    pub const ALL: [ModelKind; 6] = [
+        Self::Vae,
+        Self::Aae,
+        Self::Avb,
+        Self::Wae,
+        Self::FactorVae,
+        Self::Vqvae,
+    ];
 
     /// The name used in configs and summaries.
     pub fn name(self) -> &'static str {
@@ -66,6 +80,7 @@ impl ModelKind {
             Self::Vqvae => "vqvae",
             Self::Avb => "avb",
             Self::Wae => "wae",
+            Self::FactorVae => "factor_vae",
         }
     }
 }
@@ -88,6 +103,15 @@ pub enum ObjectiveKind {
     /// corrupted by `corruption` (`dvae_copies` copies, `dvae_samples` codes each), the decoder
     /// scores the clean ones.
     Dvae,
+    /// The annealed-capacity β-VAE (Burgess et al., 2018; settings in `[capacity]`).
+    AnnealedCapacity,
+    /// β-TC-VAE (Chen et al., 2018): `train.beta` weighs the total correlation (settings in
+    /// `[beta_tc]`).
+    BetaTc,
+    /// DIP-VAE-I (Kumar et al., 2018; settings in `[dip]`).
+    DipI,
+    /// DIP-VAE-II (Kumar et al., 2018; settings in `[dip]`).
+    DipIi,
 }
 
 /// An experiment config as written in TOML. Every field has a default, so a file only lists
@@ -134,6 +158,18 @@ pub struct ConfigFile {
     /// The VQ-VAE's PixelCNN prior (`model.kind = "vqvae"` only; defaults filled in then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prior: Option<PriorSection>,
+    /// The annealed-capacity β-VAE's schedule (`train.objective = "annealed_capacity"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacitySection>,
+    /// β-TC-VAE's weights and estimator (`train.objective = "beta_tc"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta_tc: Option<BetaTcSection>,
+    /// DIP-VAE's weights (`train.objective = "dip_i"` or `"dip_ii"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dip: Option<DipSection>,
+    /// FactorVAE's γ and discriminator (`model.kind = "factor_vae"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor_vae: Option<FactorVaeSection>,
 }
 
 /// `[data]`.
@@ -305,6 +341,8 @@ pub struct EvalSection {
     /// The grid covers `[−w, w]^d` of the `N(0, I)` prior (default 6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exact_log_likelihood_half_width: Option<f64>,
+    /// The disentanglement metrics on the shapes data's factors (off unless `enabled`).
+    pub disentanglement: DisentanglementEval,
 }
 
 impl Default for ConfigFile {
@@ -325,6 +363,10 @@ impl Default for ConfigFile {
             chain: ChainSection::default(),
             vq: None,
             prior: None,
+            capacity: None,
+            beta_tc: None,
+            dip: None,
+            factor_vae: None,
         }
     }
 }
@@ -449,6 +491,7 @@ impl Default for EvalSection {
             log_likelihood_chunk: None,
             exact_log_likelihood_grid: None,
             exact_log_likelihood_half_width: None,
+            disentanglement: DisentanglementEval::default(),
         }
     }
 }
@@ -548,7 +591,9 @@ mod tests {
                 networks,
                 objective,
                 kl_warmup_steps,
+                capacity,
             } => {
+                assert_eq!(capacity, &None);
                 assert_eq!(networks.hidden, vec![512, 256]);
                 assert_eq!(
                     objective,

@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use genae_data::transforms::Binarization;
+use genae_estimators::factorised::CapacitySchedule;
 use genae_estimators::Objective;
 use genae_tensor::{Corruption, DeviceSpec};
 use genae_zoo::{AaeEncoderKind, Activation, Architecture, Likelihood, VaeConfig};
 
 use super::{
-    parse_with_overrides, AaeSection, AvbSection, ConfigError, ConfigFile, ModelKind,
-    ObjectiveKind, PriorSection, Result, VqSection, WaeSection, AVB_TOY, SHAPES,
+    parse_with_overrides, AaeSection, AvbSection, ConfigError, ConfigFile, FactorVaeSection,
+    ModelKind, ObjectiveKind, PriorSection, Result, VqSection, WaeSection, AVB_TOY, SHAPES,
 };
 
 /// The encoder and decoder networks of `[model]` (every kind but `vqvae`).
@@ -77,6 +78,15 @@ pub enum ModelSpec {
         objective: Objective,
         /// Steps of linear KL warm-up (0: none).
         kl_warmup_steps: u64,
+        /// The annealed-capacity β-VAE's capacity schedule (`None` for other objectives).
+        capacity: Option<CapacitySchedule>,
+    },
+    /// FactorVAE: the VAE's networks and a total-correlation discriminator.
+    FactorVae {
+        /// The networks.
+        networks: NetworkSpec,
+        /// `[factor_vae]`.
+        factor_vae: FactorVaeSection,
     },
     /// An adversarial autoencoder.
     Aae {
@@ -116,6 +126,7 @@ impl ModelSpec {
             Self::Aae { .. } => ModelKind::Aae,
             Self::Avb { .. } => ModelKind::Avb,
             Self::Wae { .. } => ModelKind::Wae,
+            Self::FactorVae { .. } => ModelKind::FactorVae,
             Self::Vqvae { .. } => ModelKind::Vqvae,
         }
     }
@@ -147,7 +158,8 @@ impl ModelSpec {
             Self::Vae { networks, .. }
             | Self::Aae { networks, .. }
             | Self::Avb { networks, .. }
-            | Self::Wae { networks, .. } => Some(networks),
+            | Self::Wae { networks, .. }
+            | Self::FactorVae { networks, .. } => Some(networks),
             Self::Vqvae { .. } => None,
         }
     }
@@ -443,6 +455,9 @@ impl ConfigFile {
         if kind != ModelKind::Wae {
             not_for(&self.wae, "wae", kind)?;
         }
+        if kind != ModelKind::FactorVae {
+            not_for(&self.factor_vae, "factor_vae", kind)?;
+        }
         if kind != ModelKind::Vqvae {
             not_for(&self.vq, "vq", kind)?;
             not_for(&self.prior, "prior", kind)?;
@@ -472,11 +487,13 @@ impl ConfigFile {
         let networks = self.networks()?;
         Ok(match kind {
             ModelKind::Vae => {
-                let (objective, kl_warmup_steps) = vae_only.expect("filled in for the VAE");
+                let (objective, kl_warmup_steps, capacity) =
+                    vae_only.expect("filled in for the VAE");
                 ModelSpec::Vae {
                     networks,
                     objective,
                     kl_warmup_steps,
+                    capacity,
                 }
             }
             ModelKind::Aae => {
@@ -498,6 +515,14 @@ impl ConfigFile {
                 let wae = self.wae.get_or_insert_with(WaeSection::default).clone();
                 wae.validate()?;
                 ModelSpec::Wae { networks, wae }
+            }
+            ModelKind::FactorVae => {
+                let factor_vae = self.factor_vae.get_or_insert_with(Default::default).clone();
+                factor_vae.validate()?;
+                ModelSpec::FactorVae {
+                    networks,
+                    factor_vae,
+                }
             }
             ModelKind::Vqvae => unreachable!("returned above"),
         })
@@ -535,7 +560,10 @@ impl ConfigFile {
 
     /// The VAE's `[train]` keys: `(objective, kl_warmup_steps)` for the VAE, `None` (after
     /// checking that none is set) for the other kinds.
-    fn vae_train_keys(&mut self, kind: ModelKind) -> Result<Option<(Objective, u64)>> {
+    fn vae_train_keys(
+        &mut self,
+        kind: ModelKind,
+    ) -> Result<Option<(Objective, u64, Option<CapacitySchedule>)>> {
         let vae = kind == ModelKind::Vae;
         let t = &mut self.train;
         let objective = for_kinds(
@@ -604,7 +632,13 @@ impl ConfigFile {
             "train.free_bits",
             || format!("must be a finite number ≥ 0, got {free_bits}"),
         )?;
-        let objective = match objective.unwrap() {
+        let objective = objective.unwrap();
+        if let Some((objective, capacity)) =
+            super::disentangle::vae_objective(self, objective, beta)?
+        {
+            return Ok(Some((objective, warmup.unwrap(), capacity)));
+        }
+        let objective = match objective {
             ObjectiveKind::Elbo => Objective::Elbo { beta, free_bits },
             ObjectiveKind::Iwae => Objective::Iwae { k: iwae_k },
             ObjectiveKind::Dvae => Objective::Dvae {
@@ -612,8 +646,9 @@ impl ConfigFile {
                 copies,
                 samples,
             },
+            _ => unreachable!("the disentangling objectives returned above"),
         };
-        Ok(Some((objective, warmup.unwrap())))
+        Ok(Some((objective, warmup.unwrap(), None)))
     }
 
     /// `[eval]`: the keys every kind reads, and the likelihood keys of the kinds that have
@@ -622,11 +657,28 @@ impl ConfigFile {
         let kind = spec.kind();
         let latent_dim = spec.networks().map_or(0, |n| n.latent_dim);
         let has_ll = match spec {
-            ModelSpec::Vae { .. } | ModelSpec::Avb { .. } => true,
+            ModelSpec::Vae { .. } | ModelSpec::Avb { .. } | ModelSpec::FactorVae { .. } => true,
             ModelSpec::Wae { wae, .. } => wae.encoder == AaeEncoderKind::Gaussian,
             _ => false,
         };
-        let has_exact = matches!(spec, ModelSpec::Vae { .. } | ModelSpec::Avb { .. });
+        let has_exact = matches!(
+            spec,
+            ModelSpec::Vae { .. } | ModelSpec::Avb { .. } | ModelSpec::FactorVae { .. }
+        );
+        let disentanglement = &self.eval.disentanglement;
+        if disentanglement.enabled {
+            disentanglement.validate()?;
+            check(
+                self.data.dataset == SHAPES && self.data.path.is_none(),
+                "eval.disentanglement.enabled",
+                || "needs the ground-truth factors of data.dataset = \"shapes\"".into(),
+            )?;
+            check(
+                kind != ModelKind::Vqvae,
+                "eval.disentanglement.enabled",
+                || "needs a continuous code; the VQ-VAE's is a grid of indices".into(),
+            )?;
+        }
         let e = &mut self.eval;
         let k = for_kinds(
             e.log_likelihood_k,

@@ -3,6 +3,7 @@
 
 pub(crate) mod chains;
 pub(crate) mod classifier;
+pub(crate) mod disentanglement;
 pub(crate) mod likelihood;
 pub(crate) mod pictures;
 pub(crate) mod prior;

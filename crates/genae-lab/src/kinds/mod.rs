@@ -8,6 +8,7 @@
 
 mod aae;
 mod avb;
+mod factor_vae;
 mod vae;
 mod vqvae;
 mod wae;
@@ -354,12 +355,18 @@ pub(crate) fn build(spec: &ModelSpec, run: &RunContext) -> Result<Box<dyn Traina
             networks,
             objective,
             kl_warmup_steps,
+            capacity,
         } => Box::new(vae::VaeKind::new(
             networks,
             objective.clone(),
             *kl_warmup_steps,
+            *capacity,
             run,
         )?),
+        ModelSpec::FactorVae {
+            networks,
+            factor_vae,
+        } => Box::new(factor_vae::FactorVaeKind::new(networks, factor_vae, run)?),
         ModelSpec::Aae { networks, aae } => Box::new(aae::AaeKind::new(networks, aae, run)?),
         ModelSpec::Avb { networks, avb } => Box::new(avb::AvbKind::new(networks, avb, run)?),
         ModelSpec::Wae { networks, wae } => Box::new(wae::WaeKind::new(networks, wae, run)?),

@@ -1,6 +1,7 @@
 //! `model.kind = "vae"`: a VAE (genae-zoo's [`Vae`]) trained with Adam on the negative ELBO
 //! (β, free bits, KL warm-up), the IWAE bound or the denoising bound.
 
+use genae_estimators::factorised::{AggregateEstimator, CapacitySchedule};
 use genae_estimators::{active_units, dvae_bound, elbo, KlWarmup, Objective};
 use genae_zoo::{GenerativeAutoencoder, Vae};
 use tch::{nn, Tensor};
@@ -20,15 +21,24 @@ pub(super) struct VaeKind {
     adam: Adam,
     objective: Objective,
     warmup: KlWarmup,
+    capacity: Option<CapacitySchedule>,
 }
 
 impl VaeKind {
     pub(super) fn new(
         networks: &NetworkSpec,
-        objective: Objective,
+        mut objective: Objective,
         kl_warmup_steps: u64,
+        capacity: Option<CapacitySchedule>,
         run: &RunContext,
     ) -> Result<Self, LabError> {
+        if let Objective::BetaTc {
+            estimator: AggregateEstimator::Stratified { dataset_size },
+            ..
+        } = &mut objective
+        {
+            *dataset_size = run.data.train.len() as i64;
+        }
         let store = nn::VarStore::new(run.device);
         let vae = Vae::new(&store.root(), &networks.vae_config(run.image_shape()))?;
         let adam = Adam::new(&store, run.config.file().train.learning_rate);
@@ -40,6 +50,7 @@ impl VaeKind {
             warmup: KlWarmup {
                 steps: kl_warmup_steps,
             },
+            capacity,
         })
     }
 }
@@ -51,6 +62,22 @@ impl Trainable for VaeKind {
             Objective::Elbo { beta, .. } => format!("β-ELBO (β = {beta})"),
             Objective::Iwae { k } => format!("IWAE bound (k = {k})"),
             Objective::Dvae { .. } => "denoising bound".to_string(),
+            Objective::AnnealedCapacity { gamma, .. } => {
+                let c = self.capacity.map_or(0.0, |c| c.max);
+                format!("annealed capacity (γ = {gamma}, C → {c} nats)")
+            }
+            Objective::BetaTc { beta, .. } => format!("β-TC-VAE (β = {beta})"),
+            Objective::Dip {
+                variant,
+                lambda_off_diagonal,
+                lambda_diagonal,
+            } => format!(
+                "DIP-VAE-{} (λ_od = {lambda_off_diagonal}, λ_d = {lambda_diagonal})",
+                match variant {
+                    genae_estimators::factorised::DipVariant::I => "I",
+                    genae_estimators::factorised::DipVariant::Ii => "II",
+                }
+            ),
         };
         format!("vae ({objective})")
     }
@@ -60,6 +87,11 @@ impl Trainable for VaeKind {
     }
 
     fn train_step(&mut self, step: &Step) -> Result<StepTerms, LabError> {
+        if let (Objective::AnnealedCapacity { capacity, .. }, Some(schedule)) =
+            (&mut self.objective, &self.capacity)
+        {
+            *capacity = schedule.capacity(step.step - 1);
+        }
         let out =
             self.objective
                 .loss(&self.vae, &step.batch.x, self.warmup.scale(step.step - 1))?;
@@ -72,10 +104,17 @@ impl Trainable for VaeKind {
             ],
         )?;
         self.adam.backward_step(&out.loss);
-        Ok(StepTerms::new(&out.loss, step.batch.len())
+        let terms = StepTerms::new(&out.loss, step.batch.len())
             .per_example("elbo", &out.terms.elbo)
             .per_example("reconstruction", &out.terms.reconstruction)
-            .per_example("kl", &out.terms.kl))
+            .per_example("kl", &out.terms.kl);
+        Ok(out.extra.iter().fold(terms, |terms, (name, value)| {
+            if value.dim() == 0 {
+                terms.batch_mean(name, value)
+            } else {
+                terms.per_example(name, value)
+            }
+        }))
     }
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
@@ -99,21 +138,11 @@ impl Trainable for VaeKind {
         x: &Tensor,
         config: &genae_samplers::AisConfig,
     ) -> Result<Option<genae_samplers::AisOutput>, LabError> {
-        let out = genae_samplers::ais_log_likelihood(
-            &self.vae,
-            x,
-            genae_samplers::AisInitial::Encoder,
-            config,
-        )?;
-        Ok(Some(out))
+        vae_ais(&self.vae, x, config)
     }
 
     fn embed(&self, x: &Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError> {
-        let q = tch::no_grad(|| self.vae.encoder.encode(x))?;
-        Ok(vec![
-            ("mean", q.mean().shallow_clone()),
-            ("log_var", q.log_var().shallow_clone()),
-        ])
+        gaussian_embedding(&self.vae, x)
     }
 
     fn autoencoder(&self) -> Option<&dyn GenerativeAutoencoder> {
@@ -121,11 +150,7 @@ impl Trainable for VaeKind {
     }
 
     fn finish(&mut self, run: &RunContext, out: &mut FinalResults) -> Result<(), LabError> {
-        let exact = exact_evaluation(&self.vae.decoder, &self.vae, run)?;
-        let au = active_units(&self.vae, &run.test.x, run.eval_batch(), 0.01)?;
-        out.test.insert("active_units", au.count);
-        out.notes
-            .push(format!("{} active units (Cov > 0.01)", au.count));
+        vae_final_evaluations(&self.vae, run, out)?;
         if let Objective::Dvae {
             corruption,
             copies,
@@ -137,10 +162,48 @@ impl Trainable for VaeKind {
             })?;
             out.test.insert("dvae_bound", bound);
         }
-        if let Some(e) = exact {
-            out.test.insert("exact_log_likelihood", e.log_likelihood);
-            out.test.insert("aggregate_kl", e.aggregate_kl);
-        }
         Ok(())
     }
+}
+
+/// AIS of `log p(x)` from the VAE's encoder (genae-samplers), for the VAE-based kinds.
+pub(super) fn vae_ais(
+    vae: &Vae,
+    x: &Tensor,
+    config: &genae_samplers::AisConfig,
+) -> Result<Option<genae_samplers::AisOutput>, LabError> {
+    let out =
+        genae_samplers::ais_log_likelihood(vae, x, genae_samplers::AisInitial::Encoder, config)?;
+    Ok(Some(out))
+}
+
+/// `genae embed`'s `mean` and `log_var` of a VAE's Gaussian posterior.
+pub(super) fn gaussian_embedding(
+    vae: &Vae,
+    x: &Tensor,
+) -> Result<Vec<(&'static str, Tensor)>, LabError> {
+    let q = tch::no_grad(|| vae.encoder.encode(x))?;
+    Ok(vec![
+        ("mean", q.mean().shallow_clone()),
+        ("log_var", q.log_var().shallow_clone()),
+    ])
+}
+
+/// The final evaluations every VAE-based kind shares: active units and, for small latent
+/// spaces, the exact `log p(x)` and aggregate KL.
+pub(super) fn vae_final_evaluations(
+    vae: &Vae,
+    run: &RunContext,
+    out: &mut FinalResults,
+) -> Result<(), LabError> {
+    let exact = exact_evaluation(&vae.decoder, vae, run)?;
+    let au = active_units(vae, &run.test.x, run.eval_batch(), 0.01)?;
+    out.test.insert("active_units", au.count);
+    out.notes
+        .push(format!("{} active units (Cov > 0.01)", au.count));
+    if let Some(e) = exact {
+        out.test.insert("exact_log_likelihood", e.log_likelihood);
+        out.test.insert("aggregate_kl", e.aggregate_kl);
+    }
+    Ok(())
 }

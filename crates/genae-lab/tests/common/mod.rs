@@ -55,6 +55,15 @@ pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Each epoch's numbers of a run as text (epoch, train and test records), to compare a
+/// resumed run with an uninterrupted one digit for digit.
+pub fn epoch_numbers(dir: &Path) -> Vec<String> {
+    metrics(dir)
+        .iter()
+        .map(|l| format!("{} {} {}", l["epoch"], l["train"], l["test"]))
+        .collect()
+}
+
 /// The test-set MSE of the best constant guess, the training split's mean image, on the
 /// images the run's model sees: a trained model's reconstruction MSE must beat it (a bound
 /// like `mse < 1.0` on [0, 1] pixels cannot fail).

@@ -15,7 +15,25 @@
 //!   predictability is the R² of a least-squares line (Kumar et al.'s score for continuous
 //!   factors; disentanglement_lib's default for discrete factors trains a linear SVM instead);
 //! - [`gaussian_total_correlation`]: the total correlation `Σ_j H(z_j) − H(z)` of a Gaussian
-//!   with the codes' covariance, `½ (Σ_j ln Σ_jj − ln det Σ)`, an unsupervised score.
+//!   with the codes' covariance, `½ (Σ_j ln Σ_jj − ln det Σ)`, an unsupervised score;
+//! - [`dci`] (Eastwood & Williams 2018): disentanglement, completeness and informativeness
+//!   from the importance matrix of a Lasso regression of each factor on the codes
+//!   ([`lasso`], cyclic coordinate descent).
+//!
+//! The sampling metrics draw factors and codes from a [`GroundTruth`] oracle (a data set
+//! whose observations are rendered from known factors, and a model that encodes them), with a
+//! [`ChaCha8Rng`] seeded from a `u64`, so a metric repeats exactly:
+//!
+//! - [`beta_vae_score`] (Higgins et al. 2017): accuracy of a multinomial logistic regression
+//!   predicting which factor a batch of pairs shared from the mean absolute code differences
+//!   ([`BetaVaeOptions`]: 64 pairs per point, 10 000 training and 5 000 evaluation points);
+//! - [`factor_vae_score`] (Kim & Mnih 2018): accuracy of the majority vote from the code
+//!   dimension of least normalised variance to the factor held fixed ([`FactorVaeOptions`]:
+//!   batches of 64, 10 000 training and 5 000 evaluation votes, 10 000 points for the global
+//!   variances, dimensions with a global standard deviation below 0.05 pruned);
+//! - [`dci_from_ground_truth`] (10 000 training and 5 000 test points),
+//!   [`mig_from_ground_truth`] and [`sap_from_ground_truth`] (10 000 points each): the
+//!   array-level metrics on codes drawn with [`sample_codes`].
 //!
 //! ```
 //! use genae_estimators::disentanglement::mutual_information_gap;
@@ -26,6 +44,23 @@
 //! let mig = mutual_information_gap(&codes, &[a, b], 20).unwrap();
 //! assert!((mig.score - 1.0).abs() < 1e-12);
 //! ```
+
+mod beta_vae;
+mod dci;
+mod factor_vae;
+mod logistic;
+mod oracle;
+#[cfg(test)]
+mod synthetic_tests;
+
+pub use beta_vae::{beta_vae_score, BetaVaeOptions, BetaVaeScore};
+pub use dci::{dci, dci_from_ground_truth, lasso, DciOptions, DciScore, LassoFit, LassoOptions};
+pub use factor_vae::{factor_vae_score, FactorVaeOptions, FactorVaeScore};
+pub use oracle::{
+    mig_from_ground_truth, sample_codes, sap_from_ground_truth, uniform_factors, CodesAndFactors,
+    GroundTruth, MigOptions, SapOptions, MAX_CODES_PER_CALL,
+};
+pub use rand_chacha::ChaCha8Rng;
 
 use tch::{Kind, Tensor};
 
@@ -56,23 +91,39 @@ fn column_length<T>(name: &'static str, columns: &[Vec<T>]) -> Result<usize> {
     Ok(n)
 }
 
-/// Codes and factors of the same `n`; `(n, dims, factors)`.
+/// Codes and factors of the same `n`; returns `n`.
 fn check(codes: &[Vec<f64>], factors: &[Vec<u32>]) -> Result<usize> {
-    let n = column_length("codes", codes)?;
-    let m = column_length("factors", factors)?;
+    check_named(("codes", codes), ("factors", factors))
+}
+
+/// [`check`] with the names the errors give the two arguments.
+fn check_named(
+    (codes_name, codes): (&'static str, &[Vec<f64>]),
+    (factors_name, factors): (&'static str, &[Vec<u32>]),
+) -> Result<usize> {
+    let n = column_length(codes_name, codes)?;
+    let m = column_length(factors_name, factors)?;
     if n != m {
         return Err(invalid(
-            "factors",
+            factors_name,
             format!("{m} examples, but the codes have {n}"),
         ));
     }
     if let Some(j) = codes.iter().position(|c| c.iter().any(|v| !v.is_finite())) {
         return Err(invalid(
-            "codes",
+            codes_name,
             format!("column {j} holds a non-finite value"),
         ));
     }
     Ok(n)
+}
+
+/// The mean and the population standard deviation of `column` (non-empty).
+fn mean_std(column: &[f64]) -> (f64, f64) {
+    let n = column.len() as f64;
+    let mean = column.iter().sum::<f64>() / n;
+    let var = column.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
 }
 
 /// `bins` equal-width bins over `[min, max]` of `column`: bin indices `0..bins` (the maximum in
