@@ -33,8 +33,10 @@
 //! - sample quality: [`frechet_distance`] and [`FeatureStats`] (the FID formula on any feature
 //!   set, with reusable reference statistics), [`mmd_gaussian`] (unbiased `MMD²` with a
 //!   Gaussian kernel, median-heuristic bandwidth);
-//! - [`disentanglement`]: metrics over codes and ground-truth factors (Mutual Information Gap,
-//!   SAP, Gaussian total correlation), with disentanglement_lib's discretisation.
+//! - [`disentanglement`]: metrics over codes and ground-truth factors (β-VAE score, FactorVAE
+//!   score, Mutual Information Gap, SAP, DCI with Lasso importances, Gaussian total
+//!   correlation), with disentanglement_lib's sample sizes and discretisation, over a
+//!   [`GroundTruth`](disentanglement::GroundTruth) oracle or arrays of codes and factors.
 //!
 //! Every tensor keeps the float kind of the model's output (`f64` in, `f64` out).
 //!
