@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DataError, Dataset, ImageSet};
 
+/// The five factors of a shapes image, in dSprites' order (the order of [`Factors`]' fields
+/// and of the flat grid index).
+pub const FACTOR_NAMES: [&str; 5] = ["shape", "scale", "rotation", "pos_x", "pos_y"];
+
 /// Radius of the equal-area disc of a scale-1 shape, as a fraction of the image size.
 pub const BASE_RADIUS_FRACTION: f64 = 0.22;
 /// Pixels kept free between any shape and the frame edge.
@@ -189,6 +193,12 @@ impl ShapesSpec {
             .ok_or(DataError::GridTooLarge)
     }
 
+    /// The number of values of each factor, in [`FACTOR_NAMES`] order:
+    /// `[3, n_scales, n_rotations, n_positions, n_positions]`.
+    pub fn factor_sizes(&self) -> [usize; 5] {
+        self.counts()
+    }
+
     fn counts(&self) -> [usize; 5] {
         [
             Shape::ALL.len(),
@@ -343,6 +353,61 @@ impl ShapesSpec {
             .collect()
     }
 
+    /// Every point of the grid once, in flat index order (dSprites' order). The grid must fit
+    /// in memory: 737 280 points for [`ShapesSpec::default`].
+    pub fn all_factors(&self) -> Vec<Factors> {
+        (0..self.n_combinations())
+            .map(|i| self.factors_from_index(i).expect("index is in range"))
+            .collect()
+    }
+
+    /// `n` factors drawn uniformly from the grid with factor `factor` (an index into
+    /// [`FACTOR_NAMES`]) held at `value`: the observations the β-VAE and FactorVAE scores
+    /// compare. Identical on every platform for a `seed`; errors name a factor or value out of
+    /// range.
+    ///
+    /// ```
+    /// use genae_data::shapes::ShapesSpec;
+    /// let spec = ShapesSpec::small();
+    /// let same_scale = spec.sample_factors_fixing(50, 1, 4, 7).unwrap();
+    /// assert!(same_scale.iter().all(|f| f.scale == 4));
+    /// assert!(spec.sample_factors_fixing(5, 1, 6, 7).is_err()); // 6 scales: 0..=5
+    /// ```
+    pub fn sample_factors_fixing(
+        &self,
+        n: usize,
+        factor: usize,
+        value: usize,
+        seed: u64,
+    ) -> Result<Vec<Factors>, DataError> {
+        let counts = self.counts();
+        let Some(&count) = counts.get(factor) else {
+            return Err(DataError::FactorOutOfRange {
+                factor: "factor",
+                value: factor,
+                count: counts.len(),
+            });
+        };
+        if value >= count {
+            return Err(DataError::FactorOutOfRange {
+                factor: FACTOR_NAMES[factor],
+                value,
+                count,
+            });
+        }
+        let mut factors = self.sample_factors(n, seed);
+        for f in &mut factors {
+            match factor {
+                0 => f.shape = Shape::ALL[value],
+                1 => f.scale = value,
+                2 => f.rotation = value,
+                3 => f.pos_x = value,
+                _ => f.pos_y = value,
+            }
+        }
+        Ok(factors)
+    }
+
     /// Renders every factor; labels are the shape index.
     pub fn images_from_factors(&self, factors: &[Factors]) -> ImageSet {
         let len = self.image_size * self.image_size;
@@ -368,15 +433,21 @@ impl ShapesSpec {
 }
 
 /// A shapes [`Dataset`] named `"shapes{image_size}"`. The train split is
-/// `spec.generate(n_train, seed)` (ChaCha8 stream 0 of `seed`); the test split
-/// is drawn from the independent stream 1 of the same seed.
+/// `spec.generate(n_train, seed)` (ChaCha8 stream 0 of `seed`), or with `n_train = 0` every
+/// point of the grid once ([`ShapesSpec::all_factors`]: dSprites' full data set for the
+/// default spec); the test split is drawn from the independent stream 1 of the same seed.
 pub fn shapes_dataset(
     spec: &ShapesSpec,
     n_train: usize,
     n_test: usize,
     seed: u64,
 ) -> Result<Dataset, DataError> {
-    let (train, _) = spec.generate(n_train, seed)?;
+    let train = if n_train == 0 {
+        spec.validate()?;
+        spec.images_from_factors(&spec.all_factors())
+    } else {
+        spec.generate(n_train, seed)?.0
+    };
     let test = spec.images_from_factors(&spec.sample_factors_stream(n_test, seed, 1));
     Ok(Dataset {
         name: format!("shapes{}", spec.image_size),
@@ -389,6 +460,35 @@ pub fn shapes_dataset(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_full_grid_lists_every_point_once_and_fixing_holds_one_factor() {
+        let spec = ShapesSpec {
+            image_size: 8,
+            n_scales: 2,
+            n_rotations: 3,
+            n_positions: 2,
+        };
+        let all = spec.all_factors();
+        assert_eq!(all.len(), spec.n_combinations());
+        for (i, f) in all.iter().enumerate() {
+            assert_eq!(spec.index_of(f).unwrap(), i);
+        }
+        let set = shapes_dataset(&spec, 0, 5, 1).unwrap();
+        assert_eq!(set.train.len(), 3 * 2 * 3 * 2 * 2);
+        assert_eq!(spec.factor_sizes(), [3, 2, 3, 2, 2]);
+        for factor in 0..5 {
+            let fixed = spec.sample_factors_fixing(40, factor, 1, 3).unwrap();
+            let digit = |f: &Factors| [f.shape.index(), f.scale, f.rotation, f.pos_x, f.pos_y];
+            assert!(fixed.iter().all(|f| digit(f)[factor] == 1));
+            // The other factors still vary.
+            let other = (factor + 1) % 5;
+            assert!(fixed.iter().any(|f| digit(f)[other] != digit(&fixed[0])[other]));
+        }
+        let err = spec.sample_factors_fixing(1, 2, 3, 0).unwrap_err().to_string();
+        assert!(err.contains("rotation"), "{err}");
+        assert!(spec.sample_factors_fixing(1, 5, 0, 0).is_err());
+    }
 
     /// Midpoint-rule integration of the raw heart on a fine grid.
     #[test]

@@ -132,13 +132,19 @@ pub(crate) fn load_dataset(config: &ValidConfig) -> Result<genae_data::Dataset, 
         dataset
     } else if d.dataset == SHAPES {
         let side = d.image_size;
-        check_generated_data(train_size, test_size, side * side, available_memory())?;
         let spec = ShapesSpec {
             image_size: d.image_size,
             n_scales: d.n_scales,
             n_rotations: d.n_rotations,
             n_positions: d.n_positions,
         };
+        // 0: every point of the grid once.
+        let n_train = if train_size == 0 {
+            spec.n_combinations()
+        } else {
+            train_size
+        };
+        check_generated_data(n_train, test_size, side * side, available_memory())?;
         shapes_dataset(&spec, train_size, test_size, d.seed)?
     } else if d.dataset == AVB_TOY {
         check_generated_data(train_size, test_size, 4, available_memory())?;

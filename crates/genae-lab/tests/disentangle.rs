@@ -175,3 +175,24 @@ fn a_factor_vae_trains_saves_both_players_and_resumes_to_the_same_numbers() {
         );
     }
 }
+
+#[test]
+fn data_train_size_zero_trains_on_every_point_of_the_grid_once_per_epoch() {
+    let _rng = torch_rng_lock();
+    let out = tempfile::tempdir().unwrap();
+    // 3 shapes × 2 scales × 2 rotations × 2 × 2 positions = 48 images: 2 batches of 30.
+    let run = run_experiment(&config(
+        out.path(),
+        &[
+            "data.train_size=0",
+            "data.n_scales=2",
+            "data.n_rotations=2",
+            "data.n_positions=2",
+            "eval.disentanglement.enabled=false",
+        ],
+    ))
+    .unwrap();
+    let s = summary(&run.run_dir);
+    assert_eq!(s["train"]["steps"], 4, "{}", s["train"]);
+    assert!(s.get("disentanglement").is_none());
+}

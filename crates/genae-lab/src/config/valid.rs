@@ -383,9 +383,12 @@ impl ConfigFile {
             )?;
         }
         let (train_size, test_size) = (d.train_limit(), d.test_limit());
-        check(!builtin || train_size >= 1, "data.train_size", || {
-            format!("must be at least 1 for {}, got {train_size}", d.dataset)
-        })?;
+        // Shapes: 0 is every point of the grid once.
+        check(
+            !builtin || train_size >= 1 || d.dataset == SHAPES,
+            "data.train_size",
+            || format!("must be at least 1 for {}, got {train_size}", d.dataset),
+        )?;
         check(!builtin || test_size >= 1, "data.test_size", || {
             format!("must be at least 1 for {}, got {test_size}", d.dataset)
         })?;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use genae_data::shapes::{Factors, Shape, ShapesSpec};
+use genae_data::shapes::{Factors, Shape, ShapesSpec, FACTOR_NAMES};
 use genae_estimators::disentanglement::{
     beta_vae_score, dci_from_ground_truth, factor_vae_score, gaussian_total_correlation,
     mig_from_ground_truth, sample_codes, sap_from_ground_truth, BetaVaeOptions, ChaCha8Rng,
@@ -20,9 +20,6 @@ use tch::{Device, Kind, Tensor};
 use super::super::context::RunContext;
 use crate::config::DisentanglementEval;
 use crate::error::LabError;
-
-/// The factor names of the shapes data, in dSprites' order.
-pub const FACTOR_NAMES: [&str; 5] = ["shape", "scale", "rotation", "pos_x", "pos_y"];
 
 /// The shapes generator and an encoder as a [`GroundTruth`]: codes are the encoder means of
 /// the images rendered from the factors.
@@ -55,10 +52,7 @@ impl<'a> ShapesOracle<'a> {
 
 impl GroundTruth for ShapesOracle<'_> {
     fn factor_sizes(&self) -> Vec<u32> {
-        let s = &self.spec;
-        [3, s.n_scales, s.n_rotations, s.n_positions, s.n_positions]
-            .map(|c| c as u32)
-            .to_vec()
+        self.spec.factor_sizes().map(|c| c as u32).to_vec()
     }
 
     fn codes(&mut self, factors: &[Vec<u32>]) -> genae_estimators::Result<Vec<Vec<f64>>> {
