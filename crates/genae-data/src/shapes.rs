@@ -483,9 +483,14 @@ mod tests {
             assert!(fixed.iter().all(|f| digit(f)[factor] == 1));
             // The other factors still vary.
             let other = (factor + 1) % 5;
-            assert!(fixed.iter().any(|f| digit(f)[other] != digit(&fixed[0])[other]));
+            assert!(fixed
+                .iter()
+                .any(|f| digit(f)[other] != digit(&fixed[0])[other]));
         }
-        let err = spec.sample_factors_fixing(1, 2, 3, 0).unwrap_err().to_string();
+        let err = spec
+            .sample_factors_fixing(1, 2, 3, 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rotation"), "{err}");
         assert!(spec.sample_factors_fixing(1, 5, 0, 0).is_err());
     }

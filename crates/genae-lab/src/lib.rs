@@ -54,6 +54,7 @@ mod report;
 mod run_dir;
 mod safetensors_file;
 mod summary;
+mod sweep;
 mod trained;
 mod trainer;
 
@@ -82,6 +83,10 @@ pub use metrics::{Entry, EpochLine, Record};
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
 pub use summary::{PhaseSummary, RunSummary, TrainTotals};
+pub use sweep::{
+    array_index, run_sweep, summarize_sweep, Grid, SweepFile, ARRAY_INDEX_VAR, SUMMARY_COLUMNS,
+    SWEEP_FILE,
+};
 pub use trained::ops::{
     AisSummary, CovarianceKind, EvaluateOptions, EvaluationRecord, FrechetSummary,
     InterpolateOptions, ReconstructionRecord, SampleOptions, Sampler, Samples,

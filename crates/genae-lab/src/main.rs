@@ -196,6 +196,44 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
+    /// Train a grid of config overrides: one point per process (`--index I`, or Slurm's
+    /// `SLURM_ARRAY_TASK_ID`), or every point in turn, each in its own run directory under
+    /// the sweep folder; `genae sweep summarize DIR` tabulates the runs.
+    #[command(args_conflicts_with_subcommands = true)]
+    Sweep {
+        #[command(subcommand)]
+        command: Option<SweepCommand>,
+        /// The config file (TOML), or the name of a shipped one (`genae config list`).
+        config: Option<PathBuf>,
+        /// An axis of the grid: `--grid 'train.beta=[1, 2, 4]'` (repeatable; the last varies
+        /// fastest).
+        #[arg(long = "grid", value_name = "KEY=[V1, V2, …]")]
+        grid: Vec<String>,
+        /// The point to train (default: `SLURM_ARRAY_TASK_ID`, else every point in turn).
+        #[arg(long)]
+        index: Option<usize>,
+        /// The sweep folder (default `<output_dir>/<name>-sweep`).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the points and their count (for `sbatch --array=0-<count − 1>`) and stop.
+        #[arg(long)]
+        list: bool,
+        /// Override a config value for every point: `--set section.key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// A Markdown table of the finished runs in a sweep folder (or any folder of runs).
+    Summarize {
+        /// The folder.
+        dir: PathBuf,
+        /// Another number of `summary.json` to show, by its dotted path (repeatable).
+        #[arg(long = "column", value_name = "PATH")]
+        columns: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -369,6 +407,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             }
             println!("run directory: {}", summary.run_dir.display());
+        }
+        Command::Sweep {
+            command: Some(SweepCommand::Summarize { dir, columns }),
+            ..
+        } => print_stdout(&genae_lab::summarize_sweep(&dir, &columns)?)?,
+        Command::Sweep {
+            command: None,
+            config,
+            grid,
+            index,
+            out,
+            list,
+            overrides,
+        } => {
+            let Some(config) = config else {
+                anyhow::bail!("give a config: `genae sweep CONFIG --grid 'key=[…]'`");
+            };
+            let grid = genae_lab::Grid::parse(&grid)?;
+            if list {
+                for i in 0..grid.len() {
+                    let point = grid.overrides(i).unwrap_or_default();
+                    println!("{i}\t{}", point.join(" "));
+                }
+                println!("{} points", grid.len());
+                return Ok(());
+            }
+            let load = |point: &[String]| -> Result<ValidConfig, genae_lab::LabError> {
+                let mut all = overrides.clone();
+                all.extend_from_slice(point);
+                load_config(&config, &all).map_err(|e| {
+                    genae_lab::ConfigError::Invalid {
+                        field: "sweep point",
+                        reason: format!(
+                            "{} {}: {}",
+                            config.display(),
+                            point.join(" "),
+                            chain_message(&e)
+                        ),
+                    }
+                    .into()
+                })
+            };
+            let index = genae_lab::array_index(index)?;
+            let (summaries, dir) = genae_lab::run_sweep(&load, &grid, index, out.as_deref())?;
+            for s in &summaries {
+                println!("run directory: {}", s.run_dir.display());
+            }
+            println!(
+                "sweep folder: {} ({} run(s) trained now; `genae sweep summarize {}`)",
+                dir.display(),
+                summaries.len(),
+                dir.display()
+            );
         }
         Command::Infer { config, overrides } => {
             let config = genae_lab::InferenceConfig::load(&config, &overrides)?;
