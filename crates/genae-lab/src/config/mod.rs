@@ -12,6 +12,7 @@ mod chain;
 mod disentangle;
 mod sections;
 mod valid;
+mod valid_eval;
 mod vq;
 
 use std::fmt;
