@@ -1,0 +1,158 @@
+//! Two real processes on 127.0.0.1: this test binary runs itself again as the ranks (the
+//! `rank_main` entry does nothing unless `GENAE_DIST_TEST_ROLE` is set).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use genae_dist::{DistError, LaunchEnv, World, WorldOptions};
+use tch::{Kind, Tensor};
+
+const ROLE: &str = "GENAE_DIST_TEST_ROLE";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_rank(role: &str, rank: usize, world: usize, port: u16) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rank_main", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env("WORLD_SIZE", world.to_string())
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn options(timeout_s: u64) -> WorldOptions {
+    WorldOptions {
+        timeout: Duration::from_secs(timeout_s),
+        heartbeat: Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+/// What a rank does, by role.
+#[test]
+fn rank_main() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let env = LaunchEnv::from_env().unwrap().unwrap();
+    match role.as_str() {
+        "collectives" => {
+            let world = World::init(&env, &options(30)).unwrap();
+            let r = env.rank as f64;
+            // Two dtypes and a non-contiguous tensor: flattened per dtype, copied back.
+            let a = Tensor::from_slice(&[r, 10.0 * r]);
+            let b = Tensor::from_slice(&[1.0f32 + r as f32, 2.0, 3.0, 4.0])
+                .reshape([2, 2])
+                .t_copy()
+                .t_();
+            let c = Tensor::from_slice(&[r as f32]);
+            world
+                .allreduce_mean(
+                    &[a.shallow_clone(), b.shallow_clone(), c.shallow_clone()],
+                    "t",
+                )
+                .unwrap();
+            assert_eq!(Vec::<f64>::try_from(&a).unwrap(), vec![0.5, 5.0]);
+            assert_eq!(Vec::<f32>::try_from(&c).unwrap(), vec![0.5]);
+            let b_flat = Vec::<f32>::try_from(b.reshape([-1])).unwrap();
+            assert!(!b.is_contiguous());
+            assert_eq!(b_flat, vec![1.5, 2.0, 3.0, 4.0]);
+            let s = Tensor::from_slice(&[r + 1.0]);
+            world.allreduce_sum(&[s.shallow_clone()], "s").unwrap();
+            assert_eq!(s.double_value(&[0]), 3.0);
+            let from_one = Tensor::from_slice(&[r * 7.0, r]).to_kind(Kind::Float);
+            world
+                .broadcast(&[from_one.shallow_clone()], 1, "broadcast")
+                .unwrap();
+            assert_eq!(Vec::<f32>::try_from(&from_one).unwrap(), vec![7.0, 1.0]);
+            world.barrier("the end").unwrap();
+            println!("rank {} ok", env.rank);
+        }
+        "wait_then_reduce" => {
+            let world = World::init(&env, &options(20)).unwrap();
+            world.barrier("start").unwrap();
+            if env.rank == 1 {
+                println!("rank 1 sleeping");
+                std::thread::sleep(Duration::from_secs(600));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let t = Tensor::ones([4], (Kind::Float, tch::Device::Cpu));
+            let err = world.allreduce_sum(&[t], "gradients").unwrap_err();
+            println!("rank 0 error: {err}");
+            assert!(matches!(err, DistError::RankLost { .. }), "{err:?}");
+            std::process::exit(3);
+        }
+        "client_only" => {
+            let err = World::init(&env, &options(2)).unwrap_err();
+            println!("client error: {err}");
+            std::process::exit(4);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn two_ranks_reduce_and_broadcast() {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2)
+        .map(|r| spawn_rank("collectives", r, 2, port))
+        .collect();
+    for (r, child) in ranks.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let text = text(&out);
+        assert!(out.status.success(), "rank {r}: {text}");
+        assert!(text.contains(&format!("rank {r} ok")), "rank {r}: {text}");
+    }
+}
+
+#[test]
+fn a_killed_rank_is_named_by_the_survivor_within_the_timeout() {
+    let port = free_port();
+    let rank0 = spawn_rank("wait_then_reduce", 0, 2, port);
+    let mut rank1 = spawn_rank("wait_then_reduce", 1, 2, port);
+    std::thread::sleep(Duration::from_secs(3));
+    let started = Instant::now();
+    rank1.kill().unwrap(); // SIGKILL
+    let _ = rank1.wait();
+    let out = rank0.wait_with_output().unwrap();
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("rank 1 was lost"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{text}");
+}
+
+#[test]
+fn a_wrong_master_port_is_a_clear_error() {
+    let port = free_port(); // nobody serves it
+    let out = spawn_rank("client_only", 1, 2, port)
+        .wait_with_output()
+        .unwrap();
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("MASTER_PORT"),
+        "{text}"
+    );
+}
