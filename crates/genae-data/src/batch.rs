@@ -70,35 +70,95 @@ pub fn batches_per_epoch(n: usize, batch_size: usize, drop_last: bool) -> usize 
     }
 }
 
+/// This process's part of each batch in data-parallel training: `count` processes each take
+/// an equal, disjoint slice of every global batch (`count · batch_size` examples of the
+/// epoch's order, slice `rank`), like PyTorch's `DistributedSampler` with the batch size per
+/// process. The union of the slices of a step is the batch a single process with batch size
+/// `count · batch_size` would see. A last global batch smaller than that is split equally
+/// (its at most `count − 1` leftover examples skipped), or dropped with `drop_last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This process, from 0.
+    pub rank: usize,
+    /// The number of processes (at least 1).
+    pub count: usize,
+}
+
+impl Default for Shard {
+    /// One process: the whole batch.
+    fn default() -> Self {
+        Self { rank: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// `(start, len)` of this shard's batches, as positions in an epoch's order of `n`
+    /// examples.
+    ///
+    /// ```
+    /// use genae_data::batch::Shard;
+    /// // 10 examples, 2 per process, 2 processes: global batches 0..4, 4..8, 8..10.
+    /// let r1 = Shard { rank: 1, count: 2 }.ranges(10, 2, false);
+    /// assert_eq!(r1, vec![(2, 2), (6, 2), (9, 1)]);
+    /// assert_eq!(Shard::default().ranges(10, 4, true), vec![(0, 4), (4, 4)]);
+    /// ```
+    pub fn ranges(&self, n: usize, batch_size: usize, drop_last: bool) -> Vec<(usize, usize)> {
+        let count = self.count.max(1);
+        let global = batch_size.max(1) * count;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = global.min(n - start);
+            if len < global && drop_last {
+                break;
+            }
+            let each = len / count;
+            if each == 0 {
+                break;
+            }
+            out.push((start + self.rank * each, each));
+            start += global;
+        }
+        out
+    }
+}
+
 /// The batches of one epoch, prepared on the calling thread. The order depends only on
 /// `(seed, epoch)`, and so do the binarisation draws, so a run repeats exactly.
 pub struct BatchIter {
     set: Arc<ImageSet>,
     order: Option<Vec<usize>>,
     options: BatchOptions,
-    next: usize,
-    end: usize,
+    /// `(start, len)` of the batches left, in the order's positions.
+    ranges: std::vec::IntoIter<(usize, usize)>,
     rng: ChaCha8Rng,
 }
 
 impl BatchIter {
     /// The batches of epoch `epoch` (any number; epochs differ only by their seeds).
     pub fn new(set: Arc<ImageSet>, options: BatchOptions, epoch: u64) -> Self {
+        Self::sharded(set, options, epoch, Shard::default())
+    }
+
+    /// This process's [`Shard`] of the batches of epoch `epoch`: the order is the same on
+    /// every process, the binarisation draws differ by rank.
+    pub fn sharded(set: Arc<ImageSet>, options: BatchOptions, epoch: u64, shard: Shard) -> Self {
         let options = BatchOptions {
             batch_size: options.batch_size.max(1),
             ..options
         };
         let n = set.len();
         let order = options.shuffle.then(|| permutation(n, options.seed, epoch));
-        let end = batches_per_epoch(n, options.batch_size, options.drop_last) * options.batch_size;
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6269_6E61_7269_7A65);
+        let ranges = shard.ranges(n, options.batch_size, options.drop_last);
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            options.seed ^ 0x6269_6E61_7269_7A65 ^ ((shard.rank as u64) << 40),
+        );
         rng.set_stream(epoch);
         Self {
             set,
             order,
             options,
-            next: 0,
-            end: end.min(n),
+            ranges: ranges.into_iter(),
             rng,
         }
     }
@@ -108,12 +168,8 @@ impl Iterator for BatchIter {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        if self.next >= self.end {
-            return None;
-        }
-        let start = self.next;
-        let stop = (start + self.options.batch_size).min(self.end);
-        self.next = stop;
+        let (start, len) = self.ranges.next()?;
+        let stop = start + len;
         let image_len = self.set.image_len();
         let mut batch = match &self.order {
             // Stored order: one contiguous copy of the slice.
@@ -142,8 +198,7 @@ impl Iterator for BatchIter {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = (self.end - self.next).div_ceil(self.options.batch_size);
-        (left, Some(left))
+        self.ranges.size_hint()
     }
 }
 
@@ -161,7 +216,12 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts preparing the batches of epoch `epoch`.
     pub fn epoch(set: Arc<ImageSet>, options: BatchOptions, epoch: u64) -> Self {
-        let batches = BatchIter::new(set, options, epoch);
+        Self::sharded(set, options, epoch, Shard::default())
+    }
+
+    /// This process's [`Shard`] of the batches of epoch `epoch` ([`BatchIter::sharded`]).
+    pub fn sharded(set: Arc<ImageSet>, options: BatchOptions, epoch: u64, shard: Shard) -> Self {
+        let batches = BatchIter::sharded(set, options, epoch, shard);
         let remaining = batches.size_hint().0;
         let (sender, receiver) = sync_channel(PREFETCH_DEPTH);
         let worker = std::thread::Builder::new()
@@ -287,5 +347,28 @@ mod tests {
         assert_eq!(p.size_hint().0, 10_000);
         assert!(p.next().is_some());
         drop(p); // must not hang
+    }
+
+    #[test]
+    fn shards_split_each_global_batch_into_equal_disjoint_slices() {
+        let (n, b, w) = (103, 8, 3);
+        let single = Shard::default().ranges(n, b * w, false);
+        let shards: Vec<_> = (0..w)
+            .map(|rank| Shard { rank, count: w }.ranges(n, b, false))
+            .collect();
+        assert!(shards.iter().all(|s| s.len() == single.len()));
+        for (step, &(start, len)) in single.iter().enumerate() {
+            let each = shards[0][step].1;
+            assert!(shards.iter().all(|s| s[step].1 == each), "equal slices");
+            let mut covered: Vec<usize> = shards
+                .iter()
+                .flat_map(|s| s[step].0..s[step].0 + s[step].1)
+                .collect();
+            covered.sort();
+            // The union is the single process's batch, less at most w − 1 leftovers.
+            assert_eq!(covered, (start..start + each * w).collect::<Vec<_>>());
+            assert!(len - each * w < w);
+        }
+        assert!(Shard { rank: 2, count: 3 }.ranges(103, 8, true).len() == 4);
     }
 }

@@ -246,8 +246,13 @@ impl RawStore {
 pub(crate) struct RawGroup(*mut GroupHandle);
 
 // SAFETY: the backend is an intrusive_ptr to a c10d Backend, which PyTorch drives from any
-// thread; genae uses it from one thread at a time (`ProcessGroup` is not `Sync`).
+// thread: ProcessGroupGloo enqueues each collective under its own mutex and runs it on its
+// worker threads, ProcessGroupNCCL serialises on its streams. Concurrent collectives from two
+// threads would be ordered arbitrarily (the same in PyTorch), which is a logic error of the
+// caller, not a memory-safety one.
 unsafe impl Send for RawGroup {}
+// SAFETY: as above.
+unsafe impl Sync for RawGroup {}
 
 impl Drop for RawGroup {
     fn drop(&mut self) {

@@ -5,8 +5,78 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use genae_dist::{DistError, LaunchEnv, World, WorldOptions};
-use tch::{Kind, Tensor};
+use genae_tensor::{Adam, Collective};
+use tch::{nn, Device, Kind, Tensor};
+
+/// genae-tensor's collective over a [`World`] (what genae-lab does).
+struct Averaging(World);
+
+impl Collective for Averaging {
+    fn sum(&self, t: &[Tensor]) -> Result<(), String> {
+        self.0.allreduce_sum(t, "sum").map_err(|e| e.to_string())
+    }
+    fn mean(&self, t: &[Tensor]) -> Result<(), String> {
+        self.0.allreduce_mean(t, "mean").map_err(|e| e.to_string())
+    }
+    fn broadcast(&self, t: &[Tensor]) -> Result<(), String> {
+        self.0
+            .broadcast(t, 0, "broadcast")
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// 20 Adam steps of a float64 MLP regression on batches of 16 rows; with `count` ranks, rank
+/// `rank` takes its equal slice of each batch and the optimiser averages the gradients.
+/// Returns the parameters, flattened in name order.
+fn train_regression(collective: Option<Arc<dyn Collective>>, rank: usize, count: i64) -> Vec<f64> {
+    tch::manual_seed(7);
+    let opts = (Kind::Double, Device::Cpu);
+    let x = Tensor::randn([320, 3], opts);
+    let y = (x.sin() * 2.0).sum_dim_intlist(1, true, Kind::Double);
+    tch::manual_seed(1000 + rank as i64); // each rank initialises differently
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut vs = vs;
+    vs.set_kind(Kind::Double);
+    let root = vs.root();
+    let l1 = nn::linear(&root / "l1", 3, 8, Default::default());
+    let l2 = nn::linear(&root / "l2", 8, 1, Default::default());
+    vs.set_kind(Kind::Double);
+    let mut names: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut adam = Adam::new(&vs, 0.01);
+    if let Some(c) = collective {
+        let params: Vec<Tensor> = names.iter().map(|(_, t)| t.shallow_clone()).collect();
+        c.broadcast(&params).unwrap(); // rank 0's initialisation everywhere
+        adam.set_collective(c);
+    }
+    let per = 16 / count;
+    for step in 0..20 {
+        let start = step * 16 + rank as i64 * per;
+        let (xb, yb) = (x.narrow(0, start, per), y.narrow(0, start, per));
+        let pred = xb.apply(&l1).tanh().apply(&l2);
+        let loss = (pred - yb).square().mean(Kind::Double);
+        adam.backward_step(&loss).unwrap();
+    }
+    names
+        .iter()
+        .flat_map(|(_, t)| Vec::<f64>::try_from(t.reshape([-1])).unwrap())
+        .collect()
+}
+
+fn parse_params(text: &str) -> Vec<f64> {
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("params ["))
+        .expect(text)
+        .1;
+    line.trim_end_matches(']')
+        .split(", ")
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
 
 const ROLE: &str = "GENAE_DIST_TEST_ROLE";
 
@@ -104,6 +174,11 @@ fn rank_main() {
             assert!(matches!(err, DistError::RankLost { .. }), "{err:?}");
             std::process::exit(3);
         }
+        "adam" => {
+            let world = Arc::new(Averaging(World::init(&env, &options(30)).unwrap()));
+            let params = train_regression(Some(world), env.rank, 2);
+            println!("params {params:?}");
+        }
         "client_only" => {
             let err = World::init(&env, &options(2)).unwrap_err();
             println!("client error: {err}");
@@ -155,4 +230,31 @@ fn a_wrong_master_port_is_a_clear_error() {
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("MASTER_PORT"),
         "{text}"
     );
+}
+
+#[test]
+fn two_ranks_of_adam_on_half_batches_equal_one_process_on_whole_batches() {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2).map(|r| spawn_rank("adam", r, 2, port)).collect();
+    let params: Vec<Vec<f64>> = ranks
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            parse_params(&text(&out))
+        })
+        .collect();
+    assert_eq!(params[0], params[1], "the ranks' parameters are identical");
+    // One process, rank 0's initialisation, the whole batches.
+    let alone = train_regression(None, 0, 1);
+    assert_eq!(alone.len(), params[0].len());
+    let moved: f64 = alone
+        .iter()
+        .zip(&train_regression(None, 0, 1))
+        .map(|(a, b)| (a - b).abs())
+        .sum();
+    assert_eq!(moved, 0.0, "the reference repeats");
+    for (a, b) in alone.iter().zip(&params[0]) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
 }

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for b in 0..40 {
             let x = train.index_select(0, &order.narrow(0, b * 100, 100));
             let loss = -elbo(&vae, &x)?.elbo.mean(Kind::Float);
-            adam.backward_step(&loss);
+            adam.backward_step(&loss)?;
         }
         let test_elbo = tch::no_grad(|| elbo(&vae, &test))?.means().elbo;
         println!("epoch {epoch}: test ELBO {test_elbo:.3} nats");

@@ -189,7 +189,8 @@ fn a_trained_discriminator_estimates_the_total_correlation_of_a_correlated_gauss
             let z = draw(batch);
             let joint = net.forward(&z);
             let permuted = net.forward(&permute_dims(&z).unwrap());
-            adam.backward_step(&tc_discriminator_loss(&joint, &permuted).unwrap());
+            adam.backward_step(&tc_discriminator_loss(&joint, &permuted).unwrap())
+                .unwrap();
         }
     }
     let z = draw(50_000);

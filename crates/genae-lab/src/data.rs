@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher};
+use genae_data::batch::{batches_per_epoch, BatchOptions, Prefetcher, Shard};
 use genae_data::shapes::{shapes_dataset, ShapesSpec};
 use genae_data::transforms::{binarize_static, split_validation, Binarization};
 use genae_data::{registry, ImageSet};
@@ -32,6 +32,22 @@ impl DeviceSplit {
             labels: labels_tensor(&set.labels, device),
             n,
         })
+    }
+
+    /// Rank `rank`'s contiguous part of `count` near-equal parts (data-parallel evaluation).
+    pub(crate) fn shard(&self, rank: usize, count: usize) -> Self {
+        let (r, c) = (rank as i64, count.max(1) as i64);
+        let (start, stop) = (self.n * r / c, self.n * (r + 1) / c);
+        let labels = if self.labels.size().first() == Some(&self.n) {
+            self.labels.narrow(0, start, stop - start)
+        } else {
+            self.labels.shallow_clone()
+        };
+        Self {
+            x: self.x.narrow(0, start, stop - start),
+            labels,
+            n: stop - start,
+        }
     }
 
     /// The first `n` examples (all when `n` is larger).
@@ -257,29 +273,33 @@ impl TrainingData {
         })
     }
 
-    /// Steps in one epoch.
-    pub(crate) fn steps_per_epoch(&self) -> usize {
+    /// Steps in one epoch of `shard` (every shard takes the same number).
+    pub(crate) fn steps_per_epoch(&self, shard: Shard) -> usize {
         match self {
-            Self::Images { set, options } => {
+            Self::Images { set, options } if shard.count == 1 => {
                 batches_per_epoch(set.len(), options.batch_size, options.drop_last)
             }
-            Self::Rows { x, batch_size } => {
-                let n = x.size()[0];
-                ((n + batch_size - 1) / batch_size.max(&1)) as usize
-            }
+            Self::Images { set, options } => shard
+                .ranges(set.len(), options.batch_size, options.drop_last)
+                .len(),
+            Self::Rows { x, batch_size } => shard
+                .ranges(x.size()[0] as usize, *batch_size as usize, false)
+                .len(),
         }
     }
 
-    /// The batches of epoch `epoch`, on `device`.
+    /// The batches of epoch `epoch` that `shard` trains on, on `device` (the order of the rows
+    /// is drawn here, before the first batch is taken).
     pub(crate) fn epoch(
         &self,
         epoch: usize,
         device: Device,
+        shard: Shard,
     ) -> Box<dyn Iterator<Item = Result<Batch, LabError>> + '_> {
         match self {
             Self::Images { set, options } => {
                 let d = set.image_len() as i64;
-                let batches = Prefetcher::epoch(set.clone(), *options, epoch as u64);
+                let batches = Prefetcher::sharded(set.clone(), *options, epoch as u64, shard);
                 Box::new(batches.map(move |batch| {
                     let len = batch.len() as i64;
                     Ok(Batch {
@@ -291,7 +311,9 @@ impl TrainingData {
             Self::Rows { x, batch_size } => {
                 let n = x.size()[0];
                 let order = Tensor::randperm(n, (Kind::Int64, x.device()));
-                Box::new(batch_ranges(n, *batch_size).map(move |(start, len)| {
+                let ranges = shard.ranges(n as usize, *batch_size as usize, false);
+                Box::new(ranges.into_iter().map(move |(start, len)| {
+                    let (start, len) = (start as i64, len as i64);
                     Ok(Batch {
                         x: x.index_select(0, &order.narrow(0, start, len)),
                         labels: Tensor::zeros([0], (Kind::Int64, x.device())),

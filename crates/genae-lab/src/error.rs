@@ -70,6 +70,9 @@ pub enum LabError {
     /// A device or tensor-helper problem.
     #[error(transparent)]
     Tensor(#[from] genae_tensor::TensorError),
+    /// A data-parallel problem: the launch variables, the store, a lost rank.
+    #[error("data-parallel: {0}")]
+    Distributed(#[from] genae_dist::DistError),
     /// A model problem.
     #[error(transparent)]
     Model(#[from] genae_zoo::ZooError),

@@ -393,6 +393,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(config)) => run_experiment(&load_config(&config, &overrides)?)?,
                 (None, None) => anyhow::bail!("give a config or --resume RUN_DIR"),
             };
+            if let Some(rank) = genae_lab::data_parallel_follower()? {
+                println!("rank {rank}: training done (rank 0 evaluates and writes the run)");
+                return Ok(());
+            }
             let t = &summary.test;
             match (t.number("elbo"), t.number("kl")) {
                 (Some(elbo), Some(kl)) => println!(

@@ -28,6 +28,8 @@ pub(crate) struct Progress {
     last_line: Instant,
     steps_per_epoch: u64,
     epochs: usize,
+    /// Prints nothing (the ranks other than 0 of a data-parallel run).
+    silent: bool,
 }
 
 impl Progress {
@@ -47,7 +49,17 @@ impl Progress {
             last_line: Instant::now(),
             steps_per_epoch,
             epochs,
+            silent: false,
         }
+    }
+
+    /// The same reporter, printing nothing when `silent` (and then without a bar).
+    pub(crate) fn silenced(mut self, silent: bool) -> Self {
+        if silent {
+            self.bar = None;
+        }
+        self.silent = silent;
+        self
     }
 
     /// A reporter that only prints lines (no bar), for the lines after training.
@@ -57,6 +69,7 @@ impl Progress {
             last_line: Instant::now(),
             steps_per_epoch: 0,
             epochs: 0,
+            silent: false,
         }
     }
 
@@ -77,6 +90,9 @@ impl Progress {
         loss: f64,
         examples_per_s: f64,
     ) {
+        if self.silent {
+            return;
+        }
         let message = format!("loss {loss:.2} | {examples_per_s:.0} ex/s");
         match &self.bar {
             Some(bar) => {
@@ -102,6 +118,9 @@ impl Progress {
 
     /// Prints a line that stays (an epoch summary).
     pub(crate) fn line(&mut self, text: &str) {
+        if self.silent {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),

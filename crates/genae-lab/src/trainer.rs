@@ -14,11 +14,15 @@
 //!   `summary.json` with `report.html`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use genae_tensor::seed_everything;
-use tch::Device;
+use genae_dist::LaunchEnv;
 
+use genae_tensor::{seed_everything, Collective};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::StoreFile;
 use crate::checkpoint::{
     optimizer_entries, param_entries, save_model_files, truncate_metrics, write_checkpoint,
     Checkpoint, PhaseTotals,
@@ -32,6 +36,7 @@ use crate::eval::{chains, likelihood, pictures};
 use crate::kinds::{self, Evaluation, FinalResults, RunContext, Step, Trainable};
 use crate::memory::{available_memory, check_objective_memory};
 use crate::metrics::{check_record, to_json, EpochLine, Record, RunningSums};
+use crate::parallel::{rank_device, DataParallel, FORCE_VAR};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::summary::{peak_rss_mb, write_summary, PhaseSummary, RunSummary, TrainTotals};
@@ -39,11 +44,18 @@ use crate::summary::{peak_rss_mb, write_summary, PhaseSummary, RunSummary, Train
 /// Runs one experiment: builds the data and the model, trains it, evaluates the test set after
 /// every epoch, and writes the run directory (see the crate docs). Returns the summary, whose
 /// `run_dir` says where everything went.
+///
+/// Launched data-parallel (`WORLD_SIZE > 1`: torchrun, srun, `cargo xtask launch`), every rank
+/// calls it; see [`crate::parallel`] for what each rank does. Only rank 0 writes the run.
 pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
+    let launch = DataParallel::launch_env()?;
+    if let Some(rank) = follower(launch.as_ref()) {
+        return in_scratch(rank, |scratch| train(config, scratch, false, launch));
+    }
     let run_dir = RunDir::create(&config.file().output_dir, &config.file().name)?;
     let _lock = run_dir.lock()?;
     run_dir.write_atomic("config.toml", config.to_toml().as_bytes())?;
-    let result = train(config, &run_dir, false);
+    let result = train(config, &run_dir, false, launch);
     if result.is_err() && run_dir.holds_only_config() {
         // A run that failed before its first epoch leaves nothing behind.
         let _ = std::fs::remove_dir_all(run_dir.path());
@@ -67,8 +79,13 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
     // The config first: a folder that is not a run is refused before anything (the lock
     // file included) is written into it.
     let config = ValidConfig::load(&run_dir.file("config.toml"), overrides)?;
+    let launch = DataParallel::launch_env()?;
+    if let Some(rank) = follower(launch.as_ref()) {
+        // Rank 0 restores the checkpoint and broadcasts it; this rank only needs the config.
+        return in_scratch(rank, |scratch| train(&config, scratch, true, launch));
+    }
     let _lock = run_dir.lock()?;
-    train(&config, &run_dir, true).map_err(|e| match e {
+    train(&config, &run_dir, true, launch).map_err(|e| match e {
         // A shape mismatch after overrides: name them, they are what changed the model.
         LabError::Checkpoint { path, reason }
             if !overrides.is_empty() && reason.contains("in the config's model") =>
@@ -90,10 +107,39 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
     })
 }
 
+/// `Some(rank)` when this process is a rank other than 0 of a data-parallel launch (it
+/// trains but does not write the run directory); an error names a malformed launch variable.
+pub fn data_parallel_follower() -> Result<Option<usize>, LabError> {
+    Ok(follower(DataParallel::launch_env()?.as_ref()))
+}
+
+/// `Some(rank)` for a rank other than 0 of a data-parallel launch (it does not write the run).
+fn follower(launch: Option<&LaunchEnv>) -> Option<usize> {
+    let env = launch?;
+    let forced = std::env::var(FORCE_VAR).is_ok_and(|v| v.trim() == "1");
+    ((env.is_parallel() || forced) && env.rank != 0).then_some(env.rank)
+}
+
+/// Runs `f` in a scratch run directory of rank `rank`, removed afterwards.
+fn in_scratch(
+    rank: usize,
+    f: impl FnOnce(&RunDir) -> Result<RunSummary, LabError>,
+) -> Result<RunSummary, LabError> {
+    let name = format!("genae-rank{rank}-{}", std::process::id());
+    let scratch = RunDir::create(&std::env::temp_dir(), &name)?;
+    let result = f(&scratch);
+    let _ = std::fs::remove_dir_all(scratch.path());
+    result
+}
+
 /// The state of the loop between epochs.
 struct Loop<'a> {
     config: &'a ValidConfig,
     run: RunContext<'a>,
+    /// The data-parallel job, if any.
+    dp: Option<Arc<DataParallel>>,
+    /// Whether this process writes the run directory and prints (rank 0, or alone).
+    writer: bool,
     validation: Option<DeviceSplit>,
     phases: Vec<Phase>,
     totals: Vec<PhaseTotals>,
@@ -101,9 +147,16 @@ struct Loop<'a> {
     last_test: Record,
 }
 
-fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSummary, LabError> {
+fn train(
+    config: &ValidConfig,
+    run_dir: &RunDir,
+    resume: bool,
+    launch: Option<LaunchEnv>,
+) -> Result<RunSummary, LabError> {
     let f = config.file();
-    let device = run_device(config)?;
+    let device = rank_device(run_device(config)?, launch.as_ref())?;
+    let dp = DataParallel::join(launch, device)?;
+    let writer = dp.as_ref().is_none_or(|d| d.is_writer());
     let data = prepare_data(config)?;
     let available = (device == Device::Cpu).then(available_memory).flatten();
     check_objective_memory(config, data.image_shape(), available)?;
@@ -126,13 +179,15 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
     let mut state = Loop {
         config,
         run,
+        dp,
+        writer,
         validation,
         totals: vec![PhaseTotals::default(); phases.len()],
         phases,
         last_train: Record::new(),
         last_test: Record::new(),
     };
-    let mut printer = Progress::lines_only();
+    let mut printer = Progress::lines_only().silenced(!writer);
     printer.line(&header(config, &data, &*model, &state));
     if training_bytes > LARGE_MODEL_BYTES {
         printer.line(&format!(
@@ -143,7 +198,7 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
             f.model.hidden
         ));
     }
-    if resume {
+    if resume && writer {
         state.restore(&mut *model)?;
         let total: usize = state.phases.iter().map(|p| p.epochs).sum();
         printer.line(&if state.epochs_done() >= total {
@@ -159,6 +214,9 @@ fn train(config: &ValidConfig, run_dir: &RunDir, resume: bool) -> Result<RunSumm
                 run_dir.file(crate::checkpoint::CHECKPOINT).display()
             )
         });
+    }
+    if let Some(dp) = state.dp.clone() {
+        state.join_job(&mut *model, &dp, &mut printer)?;
     }
     for p in 0..state.phases.len() {
         state.run_phase(&mut *model, p)?;
@@ -195,8 +253,16 @@ fn header(
         .iter()
         .map(|p| format!("{} {}", p.epochs, p.name))
         .collect();
+    let parallel = match &state.dp {
+        Some(dp) => format!(
+            ", data-parallel on {} ranks (batch {} per rank)",
+            dp.world_size(),
+            config.file().train.batch_size
+        ),
+        None => String::new(),
+    };
     format!(
-        "genae: {} on {} ({} train / {}{} test, {c}x{h}x{w}, binarize {}) on {:?}, epochs: {} → {}",
+        "genae: {} on {} ({} train / {}{} test, {c}x{h}x{w}, binarize {}) on {:?}{parallel}, epochs: {} → {}",
         model.describe(),
         data.name,
         data.train.len(),
@@ -260,6 +326,81 @@ impl Loop<'_> {
         Ok(())
     }
 
+    /// The start of a data-parallel run: every optimiser averages its gradients over the
+    /// ranks, the kind synchronises its own statistics, and rank 0's parameters, optimiser
+    /// state and progress (after a resume, the checkpoint's) are broadcast to every rank.
+    fn join_job(
+        &mut self,
+        model: &mut dyn Trainable,
+        dp: &Arc<DataParallel>,
+        printer: &mut Progress,
+    ) -> Result<(), LabError> {
+        let collective: Arc<dyn Collective> = dp.clone();
+        model.data_parallel(&collective);
+        let mut state = model.state();
+        dp.broadcast(&named_variables(&state.files), "the parameters")?;
+        for (name, adam) in state.optimizers.iter_mut() {
+            adam.set_collective(collective.clone());
+            let saved = adam.state();
+            let tensors: Vec<Tensor> = saved.iter().map(|(_, t)| t.shallow_clone()).collect();
+            dp.broadcast(&tensors, &format!("the state of the optimiser `{name}`"))?;
+            adam.load_state(&saved.into_iter().collect())?;
+        }
+        let flat: Vec<f64> = self
+            .totals
+            .iter()
+            .flat_map(|t| {
+                [
+                    t.epochs as f64,
+                    t.steps as f64,
+                    t.examples as f64,
+                    t.seconds,
+                ]
+            })
+            .collect();
+        let progress = Tensor::from_slice(&flat);
+        dp.broadcast(&[progress.shallow_clone()], "the progress")?;
+        let v = Vec::<f64>::try_from(&progress).map_err(genae_tensor::TensorError::from)?;
+        for (t, row) in self.totals.iter_mut().zip(v.chunks(4)) {
+            *t = PhaseTotals {
+                epochs: row[0] as usize,
+                steps: row[1] as u64,
+                examples: row[2] as u64,
+                seconds: row[3],
+            };
+        }
+        printer.line(&format!(
+            "data-parallel: {} ranks, parameters and optimiser state taken from rank 0;              gradients averaged before every step",
+            dp.world_size()
+        ));
+        Ok(())
+    }
+
+    /// Metrics on `split`: sharded over the ranks and reduced in a data-parallel run (for
+    /// kinds whose figures are means over examples; else on rank 0 alone).
+    fn evaluate_split(
+        &self,
+        model: &dyn Trainable,
+        phase: usize,
+        split: &DeviceSplit,
+    ) -> Result<Record, LabError> {
+        let on = |split| Evaluation {
+            phase,
+            split,
+            run: &self.run,
+        };
+        match &self.dp {
+            None => model.evaluate(&on(split)),
+            Some(dp) if model.evaluation_is_mean() => {
+                let shard = split.shard(dp.rank(), dp.world_size());
+                let record = model.evaluate(&on(&shard))?;
+                dp.reduce_means(&record, shard.n)
+            }
+            Some(_) if self.writer => model.evaluate(&on(split)),
+            Some(_) => Ok(Record::new()),
+        }
+    }
+
     /// Runs the epochs of phase `p` that are left.
     fn run_phase(&mut self, model: &mut dyn Trainable, p: usize) -> Result<(), LabError> {
         let phase = self.phases[p];
@@ -270,18 +411,24 @@ impl Loop<'_> {
         let f = self.config.file();
         let device = self.run.device;
         let training = model.begin_phase(p, &self.run)?;
-        let steps_per_epoch = training.steps_per_epoch() as u64;
-        let mut progress = Progress::new(phase.epochs, steps_per_epoch);
+        let shard = self.dp.as_ref().map(|d| d.shard()).unwrap_or_default();
+        let steps_per_epoch = training.steps_per_epoch(shard) as u64;
+        let mut progress = Progress::new(phase.epochs, steps_per_epoch).silenced(!self.writer);
         let last_phase = p + 1 == self.phases.len();
         for phase_epoch in done + 1..=phase.epochs {
             let epoch = self.offset(p) + phase_epoch;
             tch::manual_seed(epoch_seed(f.seed, epoch) as i64);
+            let batches = training.epoch(epoch, device, shard);
+            if shard.rank > 0 {
+                // Each rank its own noise (rank 0 keeps the single-process stream).
+                tch::manual_seed(rank_seed(epoch_seed(f.seed, epoch), shard.rank) as i64);
+            }
             let started = Instant::now();
             let mut sums = RunningSums::new(device);
             let mut seen = 0i64;
-            for (b, batch) in training.epoch(epoch, device).enumerate() {
+            for (b, batch) in batches.enumerate() {
                 let batch = batch?;
-                let wants_update = progress.wants_update(b as u64 + 1);
+                let wants_update = self.writer && progress.wants_update(b as u64 + 1);
                 let step = Step {
                     phase: p,
                     batch: &batch,
@@ -293,7 +440,7 @@ impl Loop<'_> {
                 let terms = model.train_step(&step)?;
                 sums.add(&terms);
                 self.totals[p].steps += 1;
-                seen += batch.len();
+                seen += batch.len() * shard.count as i64;
                 progress.tick();
                 if wants_update {
                     progress.step(
@@ -305,6 +452,9 @@ impl Loop<'_> {
                 }
             }
             let mut train = sums.means(); // reads back: waits for the device
+            if let Some(dp) = &self.dp {
+                train = dp.reduce_means(&train, seen)?;
+            }
             for (name, value) in model.end_epoch(p)?.iter() {
                 train.insert(name, value.clone());
             }
@@ -318,29 +468,24 @@ impl Loop<'_> {
 
             let eval_started = Instant::now();
             let validation = match &self.validation {
-                Some(split) => Some(model.evaluate(&Evaluation {
-                    phase: p,
-                    split,
-                    run: &self.run,
-                })?),
+                Some(split) => Some(self.evaluate_split(model, p, split)?),
                 None => None,
             };
-            let test = model.evaluate(&Evaluation {
-                phase: p,
-                split: self.run.test,
-                run: &self.run,
-            })?;
+            let test = self.evaluate_split(model, p, self.run.test)?;
             check_record(&test, "test", epoch, step, phase.learning_rate_key)?;
             if let Some(v) = &validation {
                 check_record(v, "validation", epoch, step, phase.learning_rate_key)?;
             }
             let final_epoch = last_phase && phase_epoch == phase.epochs;
-            let log_likelihood =
-                if f.eval.every > 0 && epoch.is_multiple_of(f.eval.every) && !final_epoch {
-                    self.mid_run(model, epoch, &mut progress)?
-                } else {
-                    None
-                };
+            let log_likelihood = if self.writer
+                && f.eval.every > 0
+                && epoch.is_multiple_of(f.eval.every)
+                && !final_epoch
+            {
+                self.mid_run(model, epoch, &mut progress)?
+            } else {
+                None
+            };
             let line = EpochLine {
                 phase: phase.name.to_string(),
                 epoch,
@@ -354,11 +499,16 @@ impl Loop<'_> {
                 eval_seconds: eval_started.elapsed().as_secs_f64(),
                 log_likelihood,
             };
-            self.run
-                .run_dir
-                .append_line("metrics.jsonl", &to_json(&line))?;
+            if self.writer {
+                self.run
+                    .run_dir
+                    .append_line("metrics.jsonl", &to_json(&line))?;
+            }
             let every = f.train.checkpoint_every;
-            if every > 0 && (epoch.is_multiple_of(every) || phase_epoch == phase.epochs) {
+            if self.writer
+                && every > 0
+                && (epoch.is_multiple_of(every) || phase_epoch == phase.epochs)
+            {
                 let state = model.state();
                 let mut entries = param_entries(&state.files);
                 entries.extend(optimizer_entries(&state.optimizers));
@@ -410,44 +560,21 @@ impl Loop<'_> {
         printer: &mut Progress,
     ) -> Result<RunSummary, LabError> {
         let config = self.config;
-        let f = config.file();
-        let run = &self.run;
-        save_model_files(&model.state().files, run.run_dir)?;
+        if let Some(dp) = &self.dp {
+            check_replicas(model, dp)?;
+            printer.line(&format!(
+                "data-parallel: the parameters of all {} ranks are identical (checked)",
+                dp.world_size()
+            ));
+        }
         let mut out = FinalResults {
             test: std::mem::take(&mut self.last_test),
             ..Default::default()
         };
-        if let Some(eval) = config.log_likelihood() {
-            tch::manual_seed(likelihood_seed(f.seed, 0) as i64);
-            if let Some(ll) = model.log_likelihood(run, eval)? {
-                out.log_likelihood(&ll, model.likelihood_proposal());
-            }
+        if self.writer {
+            self.final_evaluations(model, &mut out, printer)?;
         }
-        tch::manual_seed(epoch_seed(f.seed, 0) as i64);
-        if let Some(ae) = model.autoencoder() {
-            pictures::write_reconstructions_and_samples(ae, run)?;
-            pictures::write_interpolations(ae, run)?;
-            let n = f.eval.latent_points as i64;
-            let backdrop = model.prior_backdrop(run, n.min(run.test.n))?;
-            pictures::write_latents(ae, backdrop.as_ref(), run)?;
-            pictures::write_posterior_samples(ae, run)?;
-            let mse = likelihood::reconstruction_mse(ae, run.test, run.eval_batch())?;
-            out.test.insert("reconstruction_mse", mse);
-        }
-        model.finish(run, &mut out)?;
-        if f.eval.disentanglement.enabled {
-            disentanglement_metrics(&*model, run, &mut out)?;
-        }
-        if let Some(ae) = model.autoencoder() {
-            if let Some(chain) =
-                chains::evaluate_chains(ae, config, &run.test.x, run.run_dir, run.device)?
-            {
-                out.section("chain", &chain);
-            }
-        }
-        for note in &out.notes {
-            printer.line(note);
-        }
+        let run = &self.run;
         let totals = &self.totals;
         let seconds: f64 = totals.iter().map(|t| t.seconds).sum();
         let examples: u64 = totals.iter().map(|t| t.examples).sum();
@@ -481,9 +608,99 @@ impl Loop<'_> {
             peak_rss_mb: peak_rss_mb(),
             sections: out.sections.into_iter().collect(),
         };
-        write_summary(run.run_dir, &summary)?;
+        if self.writer {
+            write_summary(run.run_dir, &summary)?;
+        }
         Ok(summary)
     }
+
+    /// The model files and every evaluation after training (rank 0 of a data-parallel run).
+    fn final_evaluations(
+        &self,
+        model: &mut dyn Trainable,
+        out: &mut FinalResults,
+        printer: &mut Progress,
+    ) -> Result<(), LabError> {
+        let config = self.config;
+        let f = config.file();
+        let run = &self.run;
+        save_model_files(&model.state().files, run.run_dir)?;
+        if let Some(eval) = config.log_likelihood() {
+            tch::manual_seed(likelihood_seed(f.seed, 0) as i64);
+            if let Some(ll) = model.log_likelihood(run, eval)? {
+                out.log_likelihood(&ll, model.likelihood_proposal());
+            }
+        }
+        tch::manual_seed(epoch_seed(f.seed, 0) as i64);
+        if let Some(ae) = model.autoencoder() {
+            pictures::write_reconstructions_and_samples(ae, run)?;
+            pictures::write_interpolations(ae, run)?;
+            let n = f.eval.latent_points as i64;
+            let backdrop = model.prior_backdrop(run, n.min(run.test.n))?;
+            pictures::write_latents(ae, backdrop.as_ref(), run)?;
+            pictures::write_posterior_samples(ae, run)?;
+            let mse = likelihood::reconstruction_mse(ae, run.test, run.eval_batch())?;
+            out.test.insert("reconstruction_mse", mse);
+        }
+        model.finish(run, out)?;
+        if f.eval.disentanglement.enabled {
+            disentanglement_metrics(&*model, run, out)?;
+        }
+        if let Some(ae) = model.autoencoder() {
+            if let Some(chain) =
+                chains::evaluate_chains(ae, config, &run.test.x, run.run_dir, run.device)?
+            {
+                out.section("chain", &chain);
+            }
+        }
+        for note in &out.notes {
+            printer.line(note);
+        }
+        Ok(())
+    }
+}
+
+/// The seed of rank `rank`'s noise in an epoch whose (rank 0) seed is `seed`.
+fn rank_seed(seed: u64, rank: usize) -> u64 {
+    (seed ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).rotate_left(7)
+}
+
+/// Every variable of the parameter files, in name order (the same on every rank).
+fn named_variables(files: &[StoreFile]) -> Vec<Tensor> {
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    for file in files {
+        for (prefix, store) in &file.stores {
+            for (name, t) in store.variables() {
+                named.push((format!("{}/{prefix}/{name}", file.file), t));
+            }
+        }
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, t)| t).collect()
+}
+
+/// An error unless every rank holds rank 0's parameters (a sum per variable is compared).
+fn check_replicas(model: &mut dyn Trainable, dp: &DataParallel) -> Result<(), LabError> {
+    let sums: Vec<f64> = named_variables(&model.state().files)
+        .iter()
+        .map(|t| t.sum(Kind::Double).double_value(&[]))
+        .collect();
+    let rank0 = Tensor::from_slice(&sums);
+    dp.broadcast(&[rank0.shallow_clone()], "the parameter checksums")?;
+    let rank0 = Vec::<f64>::try_from(&rank0).map_err(genae_tensor::TensorError::from)?;
+    let differing = sums
+        .iter()
+        .zip(&rank0)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    if differing > 0 {
+        return Err(genae_dist::DistError::Operation {
+            operation: format!("checking the replica of rank {}", dp.rank()),
+            reason: format!("{differing} of its variables differ from rank 0's"),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// `[eval.disentanglement]`: the metrics into the `disentanglement` section and

@@ -1,6 +1,9 @@
 //! The straight-through vector quantizer of VQ-VAE (van den Oord et al., 2017).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use genae_tensor::{Collective, TensorError};
 
 use tch::{nn, Kind, Tensor};
 
@@ -83,6 +86,34 @@ pub struct VectorQuantizer {
     steps_unused: Tensor,
     initialized: Tensor,
     known_initialized: AtomicBool,
+    collective: CollectiveSlot,
+}
+
+/// The data-parallel collective of a quantizer, once set.
+#[derive(Default)]
+struct CollectiveSlot(OnceLock<Arc<dyn Collective>>);
+
+impl std::fmt::Debug for CollectiveSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}",
+            if self.0.get().is_some() {
+                "data-parallel"
+            } else {
+                "local"
+            }
+        )
+    }
+}
+
+fn collective_error(what: &str) -> impl FnOnce(String) -> SamplerError + '_ {
+    move |reason| {
+        SamplerError::Tensor(TensorError::Collective {
+            what: what.to_string(),
+            reason,
+        })
+    }
 }
 
 fn invalid(name: &'static str, reason: String) -> SamplerError {
@@ -241,7 +272,28 @@ impl VectorQuantizer {
             steps_unused,
             initialized,
             known_initialized: AtomicBool::new(false),
+            collective: CollectiveSlot::default(),
         })
+    }
+
+    /// Makes training data-parallel: the EMA statistics and code usage of each batch are summed
+    /// over the processes before the update, and the codebook is taken from rank 0 after a
+    /// k-means initialisation or a dead-code restart, so every process keeps the same codebook
+    /// (the gradients of a loss-trained codebook are averaged by the optimiser). Set once;
+    /// later calls are ignored.
+    pub fn set_collective(&self, collective: Arc<dyn Collective>) {
+        let _ = self.collective.0.set(collective);
+    }
+
+    /// The codebook and its EMA statistics from rank 0 (data-parallel training only).
+    fn broadcast_codebook(&self, why: &str) -> Result<()> {
+        let Some(c) = self.collective.0.get() else {
+            return Ok(());
+        };
+        let mut tensors = vec![self.codebook.shallow_clone()];
+        tensors.extend(self.ema_count.iter().map(Tensor::shallow_clone));
+        tensors.extend(self.ema_sum.iter().map(Tensor::shallow_clone));
+        c.broadcast(&tensors).map_err(collective_error(why))
     }
 
     /// The config it was built with.
@@ -392,6 +444,7 @@ impl VectorQuantizer {
         let rows_detached = rows.f_detach()?;
         if train && self.config.kmeans_init && !self.is_initialized() {
             self.init_from_rows(&rows_detached, self.config.kmeans_iters)?;
+            self.broadcast_codebook("the k-means initialisation of the codebook")?;
         }
         let k = self.config.num_codes;
         let indices = tch::no_grad(|| nearest(&rows_detached, &self.codebook))?;
@@ -438,14 +491,25 @@ impl VectorQuantizer {
     fn training_update(&self, rows: &Tensor, indices: &Tensor, usage: &Tensor) -> Result<()> {
         let (k, d) = (self.config.num_codes, self.config.code_dim);
         let opts = (rows.kind(), rows.device());
-        if let (CodebookUpdate::Ema { decay, epsilon }, Some(ema_count), Some(ema_sum)) =
-            (&self.config.update, &self.ema_count, &self.ema_sum)
-        {
+        // Code usage over every process's batch (only this one's without a collective).
+        let usage = usage.f_to_kind(opts.0)?;
+        let ema = (&self.config.update, &self.ema_count, &self.ema_sum);
+        let mut batch_sums = None;
+        if let (CodebookUpdate::Ema { .. }, Some(_), Some(_)) = ema {
+            batch_sums = Some(Tensor::f_zeros([k, d], opts)?.f_index_add(0, indices, rows)?);
+        }
+        if let Some(c) = self.collective.0.get() {
+            let mut stats = vec![usage.shallow_clone()];
+            stats.extend(batch_sums.iter().map(Tensor::shallow_clone));
+            c.sum(&stats)
+                .map_err(collective_error("the codebook statistics of the batch"))?;
+        }
+        if let (CodebookUpdate::Ema { decay, epsilon }, Some(ema_count), Some(ema_sum)) = ema {
             let (decay, epsilon) = (*decay, *epsilon);
-            let batch_sums = Tensor::f_zeros([k, d], opts)?.f_index_add(0, indices, rows)?;
+            let batch_sums = batch_sums.expect("computed above for the EMA update");
             let count = ema_count
                 .f_mul_scalar(decay)?
-                .f_add(&usage.f_to_kind(opts.0)?.f_mul_scalar(1.0 - decay)?)?;
+                .f_add(&usage.f_mul_scalar(1.0 - decay)?)?;
             let sum = ema_sum
                 .f_mul_scalar(decay)?
                 .f_add(&batch_sums.f_mul_scalar(1.0 - decay)?)?;
@@ -484,6 +548,9 @@ impl VectorQuantizer {
                 )?;
             }
             unused = zeros.f_where_self(&dead, &unused)?;
+            if self.collective.0.get().is_some() && dead.f_any()?.int64_value(&[]) != 0 {
+                self.broadcast_codebook("the dead-code restart of the codebook")?;
+            }
         }
         assign(&self.steps_unused, &unused)
     }

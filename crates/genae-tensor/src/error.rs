@@ -44,6 +44,14 @@ pub enum TensorError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A collective across the processes of a data-parallel job failed ([`crate::Collective`]).
+    #[error("{what} across processes: {reason}")]
+    Collective {
+        /// What was being combined, e.g. `the gradients of 12 variables`.
+        what: String,
+        /// Why it failed (e.g. which rank was lost).
+        reason: String,
+    },
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

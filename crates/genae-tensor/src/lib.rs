@@ -33,6 +33,7 @@
 //! assert_eq!(q.kl_to_standard_normal().abs().max().double_value(&[]), 0.0);
 //! ```
 
+mod collective;
 mod convert;
 mod corruption;
 mod device;
@@ -42,6 +43,7 @@ mod image_grid;
 mod likelihood;
 mod optim;
 
+pub use collective::Collective;
 pub use convert::{array_from_tensor, tensor_from_array, tensor_from_u8_images};
 pub use corruption::Corruption;
 pub use device::{seed_everything, DeviceSpec, DEVICE_ENV_VAR};

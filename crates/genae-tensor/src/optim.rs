@@ -7,10 +7,11 @@
 //! `θ ← θ − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tch::{nn::VarStore, Tensor};
 
-use crate::{Result, TensorError};
+use crate::{Collective, Result, TensorError};
 
 /// Adam over the trainable variables of a `VarStore`, with checkpointable state.
 ///
@@ -25,17 +26,21 @@ use crate::{Result, TensorError};
 /// let w = vs.root().add("w", Tensor::from_slice(&[1.0f64, -2.0]), true);
 /// let mut adam = Adam::new(&vs, 0.1);
 /// // A linear loss has a constant gradient, so Adam's bias-corrected step is lr·sign(g).
-/// adam.backward_step(&(&w * Tensor::from_slice(&[3.0f64, -0.5])).sum(Kind::Double));
+/// adam.backward_step(&(&w * Tensor::from_slice(&[3.0f64, -0.5])).sum(Kind::Double))?;
 /// let moved = Vec::<f64>::try_from(&w).unwrap();
 /// assert!((moved[0] - 0.9).abs() < 1e-7 && (moved[1] + 1.9).abs() < 1e-7);
+/// # Ok::<(), genae_tensor::TensorError>(())
 ///
 /// // The state goes into a checkpoint and back into a fresh optimiser.
 /// let saved: std::collections::BTreeMap<String, Tensor> = adam.state().into_iter().collect();
 /// let mut resumed = Adam::new(&vs, 0.1);
 /// resumed.load_state(&saved).unwrap();
 /// assert_eq!(resumed.steps(), 1);
+/// # Ok::<(), genae_tensor::TensorError>(())
 /// ```
-#[derive(Debug)]
+///
+/// In data-parallel training, [`Adam::set_collective`] makes every step average the
+/// gradients over the processes first (DDP's allreduce), in one flattened collective.
 pub struct Adam {
     /// Learning rate.
     pub learning_rate: f64,
@@ -46,6 +51,21 @@ pub struct Adam {
     steps: u64,
     /// `(name, parameter, first moment, second moment)`, in name order.
     slots: Vec<(String, Tensor, Tensor, Tensor)>,
+    /// Averages the gradients over processes before each step (data-parallel training).
+    collective: Option<Arc<dyn Collective>>,
+}
+
+impl std::fmt::Debug for Adam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adam")
+            .field("learning_rate", &self.learning_rate)
+            .field("beta1", &self.beta1)
+            .field("beta2", &self.beta2)
+            .field("steps", &self.steps)
+            .field("variables", &self.slots.len())
+            .field("data_parallel", &self.collective.is_some())
+            .finish()
+    }
 }
 
 /// The key of `adam.steps` in [`Adam::state`].
@@ -79,6 +99,7 @@ impl Adam {
             eps: 1e-8,
             steps: 0,
             slots,
+            collective: None,
         }
     }
 
@@ -94,6 +115,18 @@ impl Adam {
     pub fn with_beta2(mut self, beta2: f64) -> Self {
         self.beta2 = beta2;
         self
+    }
+
+    /// Averages the gradients over the processes of a data-parallel job before every step
+    /// (variables without a gradient are skipped; they are the same on every process, which
+    /// runs the same program).
+    pub fn set_collective(&mut self, collective: Arc<dyn Collective>) {
+        self.collective = Some(collective);
+    }
+
+    /// The parameters this optimiser updates, by name (in name order).
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.slots.iter().map(|(name, p, _, _)| (name.as_str(), p))
     }
 
     /// Updates taken so far.
@@ -113,18 +146,43 @@ impl Adam {
     }
 
     /// Zeroes the gradients, back-propagates `loss` and takes one step.
-    pub fn backward_step(&mut self, loss: &Tensor) {
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         self.zero_grad();
-        loss.backward();
-        self.step();
+        loss.f_backward()?;
+        self.step()
     }
 
-    /// One update from the current gradients (variables without one are left alone).
+    /// With a collective: replaces the gradients by their means over the processes.
+    fn average_gradients(&self) -> Result<()> {
+        let Some(collective) = &self.collective else {
+            return Ok(());
+        };
+        let grads: Vec<Tensor> = self
+            .slots
+            .iter()
+            .map(|(_, p, _, _)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
+        if grads.is_empty() {
+            return Ok(());
+        }
+        collective
+            .mean(&grads)
+            .map_err(|reason| TensorError::Collective {
+                what: format!("averaging the gradients of {} variables", grads.len()),
+                reason,
+            })
+    }
+
+    /// One update from the current gradients (variables without one are left alone); with a
+    /// collective ([`Adam::set_collective`]) the gradients are first averaged over the
+    /// processes, and an error says which collective failed.
     ///
     /// Written to launch few kernels: with `c₁ = 1−β₁ᵗ`, `c₂ = 1−β₂ᵗ`, the update
     /// `lr/c₁ · m / (√v/√c₂ + ε)` is `(lr·√c₂/c₁) · m / (√v + ε√c₂)`, so the denominator takes
     /// one allocation and the rest happens in place.
-    pub fn step(&mut self) {
+    pub fn step(&mut self) -> Result<()> {
+        self.average_gradients()?;
         self.steps += 1;
         let t = self.steps as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
@@ -146,6 +204,7 @@ impl Adam {
                 let _ = p.addcdiv_(m, &denom);
             }
         });
+        Ok(())
     }
 
     /// The state as named tensors (`adam.m.<var>`, `adam.v.<var>`, `adam.steps`), for a
@@ -235,7 +294,7 @@ mod tests {
         let loss = problem(&vs);
         let mut adam = Adam::new(&vs, 0.05);
         for _ in 0..steps {
-            adam.backward_step(&loss());
+            adam.backward_step(&loss()).unwrap();
         }
         (vs, loss, adam)
     }
@@ -261,7 +320,7 @@ mod tests {
         let (mut theta, mut m, mut v) = (theta0, [0.0; 3], [0.0; 3]);
         for t in 1..=3 {
             let loss = (&c_t * w.square() * 0.5 + &b_t * &w).sum(Kind::Double);
-            adam.backward_step(&loss);
+            adam.backward_step(&loss).unwrap();
             for i in 0..3 {
                 let g = c[i] * theta[i] + b[i];
                 m[i] = beta1 * m[i] + (1.0 - beta1) * g;
@@ -295,7 +354,7 @@ mod tests {
         let g = Tensor::from_slice(&[2.5f64, -0.01]);
         let mut adam = Adam::new(&vs, 0.05);
         for _ in 0..3 {
-            adam.backward_step(&(&w * &g).sum(Kind::Double));
+            adam.backward_step(&(&w * &g).sum(Kind::Double)).unwrap();
         }
         let got = values(&w);
         let want = [
@@ -319,7 +378,7 @@ mod tests {
         let mut ours = Adam::new(&vs_a, 0.05);
         let mut theirs = nn::Adam::default().build(&vs_b, 0.05).unwrap();
         for _ in 0..25 {
-            ours.backward_step(&loss_a());
+            ours.backward_step(&loss_a()).unwrap();
             theirs.backward_step(&loss_b());
         }
         let a = vs_a.variables();
@@ -343,8 +402,8 @@ mod tests {
         b.load_state(&state).unwrap();
         assert_eq!(b.steps(), 5);
         for _ in 0..5 {
-            a.backward_step(&loss_a());
-            b.backward_step(&loss_b());
+            a.backward_step(&loss_a()).unwrap();
+            b.backward_step(&loss_b()).unwrap();
         }
         let va = vs_a.variables();
         for (name, t) in vs_b.variables() {

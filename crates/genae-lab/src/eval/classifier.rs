@@ -161,7 +161,7 @@ pub fn load_or_train_classifier(
             let index = order.f_narrow(0, start, len)?;
             let loss =
                 classifier.loss(&x.f_index_select(0, &index)?, &y.f_index_select(0, &index)?)?;
-            optimizer.backward_step(&loss);
+            optimizer.backward_step(&loss)?;
             total += loss.double_value(&[]) * len as f64;
         }
         note!(

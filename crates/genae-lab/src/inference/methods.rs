@@ -59,7 +59,7 @@ pub(super) fn mean_field(
                 hint: "mean_field.learning_rate",
             });
         }
-        adam.backward_step(&loss);
+        adam.backward_step(&loss)?;
     }
     Ok(tch::no_grad(|| {
         &mean + log_std.exp() * Tensor::randn([n, d], (Kind::Float, device))
@@ -102,7 +102,7 @@ pub(super) fn avb(
     for step in 0..a.steps {
         for _ in 0..a.dual_steps {
             let draws = tch::no_grad(|| posterior.draw(a.batch, device))?;
-            t_adam.backward_step(&posterior.discriminator_loss(&draws)?.loss);
+            t_adam.backward_step(&posterior.discriminator_loss(&draws)?.loss)?;
         }
         // T is held fixed: only g's optimiser steps, and T's gradient is not computed.
         t_store.freeze();
@@ -119,7 +119,7 @@ pub(super) fn avb(
                 hint: "avb.learning_rate",
             });
         }
-        g_adam.backward_step(&loss);
+        g_adam.backward_step(&loss)?;
         t_store.unfreeze();
     }
     Ok(posterior.sample(n, device)?)

@@ -115,7 +115,7 @@ impl Trainable for FactorVaeKind {
         self.adam.zero_grad();
         self.discriminator_adam.zero_grad();
         vae_loss.backward();
-        self.adam.step();
+        self.adam.step()?;
         // (2) The discriminator: the batch's codes (detached) against their permutation.
         let z = z.detach();
         let d_joint = self.logits(&z);

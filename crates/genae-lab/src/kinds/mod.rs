@@ -113,7 +113,7 @@ impl Step<'_> {
         loss: &Tensor,
     ) -> Result<(), LabError> {
         self.guard(name, loss, &[])?;
-        optimizer.backward_step(loss);
+        optimizer.backward_step(loss)?;
         Ok(())
     }
 }
@@ -181,6 +181,18 @@ pub(crate) trait Trainable {
 
     /// Metrics of the model on a split after an epoch, by name.
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError>;
+
+    /// Whether every figure of [`Trainable::evaluate`] is a mean over the split's examples,
+    /// so that a data-parallel run may evaluate shards and average them (else rank 0
+    /// evaluates the whole split).
+    fn evaluation_is_mean(&self) -> bool {
+        true
+    }
+
+    /// Data-parallel training: synchronise what the kind keeps besides parameters and
+    /// optimisers (the trainer already averages every optimiser's gradients and broadcasts
+    /// the parameters), e.g. the VQ-VAE's codebook statistics.
+    fn data_parallel(&mut self, _collective: &std::sync::Arc<dyn genae_tensor::Collective>) {}
 
     /// The importance-sampled `L_k` on the first test images, for kinds that have it (the
     /// trainer seeds libtorch's generator before calling it, so the estimate repeats).
@@ -324,8 +336,8 @@ impl PlayerOptimizers {
         self.encoder.zero_grad();
         self.decoder.zero_grad();
         loss.backward();
-        self.encoder.step();
-        self.decoder.step();
+        self.encoder.step()?;
+        self.decoder.step()?;
         Ok(())
     }
 

@@ -103,7 +103,7 @@ impl Trainable for VaeKind {
                 ("KL term", &out.terms.kl),
             ],
         )?;
-        self.adam.backward_step(&out.loss);
+        self.adam.backward_step(&out.loss)?;
         let terms = StepTerms::new(&out.loss, step.batch.len())
             .per_example("elbo", &out.terms.elbo)
             .per_example("reconstruction", &out.terms.reconstruction)

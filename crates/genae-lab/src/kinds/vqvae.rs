@@ -261,6 +261,14 @@ impl Trainable for VqVaeKind {
         }
     }
 
+    fn evaluation_is_mean(&self) -> bool {
+        false // perplexity and codes used are not means over examples
+    }
+
+    fn data_parallel(&mut self, collective: &std::sync::Arc<dyn genae_tensor::Collective>) {
+        self.model.quantizer.set_collective(collective.clone());
+    }
+
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
         let encoded = self.encode_split(&split.x, run.eval_batch(), None)?;

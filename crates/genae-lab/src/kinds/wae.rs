@@ -97,7 +97,7 @@ impl Trainable for WaeKind {
             &loss,
             &[("reconstruction term", &log_lik), ("MMD term", &mmd)],
         )?;
-        self.adam.backward_step(&loss);
+        self.adam.backward_step(&loss)?;
         Ok(StepTerms::new(&loss, step.batch.len())
             .per_example("reconstruction", &log_lik)
             .batch_mean("mmd", &mmd))

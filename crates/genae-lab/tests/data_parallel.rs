@@ -1,0 +1,184 @@
+//! Data-parallel `genae train`: two real processes on 127.0.0.1 with Gloo (one thread each),
+//! launched as torchrun would (`WORLD_SIZE`, `RANK`, `MASTER_ADDR`, `MASTER_PORT`).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GENAE: &str = env!("CARGO_BIN_EXE_genae");
+const CONFIGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rank(args: &[String], rank: usize, port: u16) -> Child {
+    Command::new(GENAE)
+        .args(args)
+        .env("WORLD_SIZE", "2")
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("GENAE_DIST_TIMEOUT_S", "60")
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn train_args(config: &str, out: &Path, sets: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "train".to_string(),
+        format!("{CONFIGS}/{config}.toml"),
+        "--set".into(),
+        format!("output_dir={}", out.display()),
+        "--set".into(),
+        "threads=1".into(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    args
+}
+
+/// Trains on two ranks; both must succeed. Returns rank 0's output and run directory.
+fn two_ranks(config: &str, out: &Path, sets: &[&str]) -> (String, PathBuf) {
+    let args = train_args(config, out, sets);
+    let port = free_port();
+    let children: Vec<Child> = (0..2).map(|r| rank(&args, r, port)).collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (r, o) in outputs.iter().enumerate() {
+        assert!(o.status.success(), "rank {r}: {}", text(o));
+    }
+    assert!(text(&outputs[1]).contains("rank 1: training done"));
+    let rank0 = text(&outputs[0]);
+    assert!(
+        rank0.contains("the parameters of all 2 ranks are identical (checked)"),
+        "{rank0}"
+    );
+    (rank0.clone(), run_dir_of(&rank0))
+}
+
+fn run_dir_of(output: &str) -> PathBuf {
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory: "))
+        .unwrap_or_else(|| panic!("no run directory in {output}"));
+    PathBuf::from(line.trim())
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+const SHAPES: [&str; 4] = [
+    "data.train_size=400",
+    "data.test_size=100",
+    "train.batch_size=10",
+    "train.epochs=1",
+];
+
+#[test]
+fn a_vae_and_an_aae_on_two_ranks_keep_identical_parameters_for_20_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets: Vec<&str> = SHAPES
+        .iter()
+        .copied()
+        .chain(["eval.log_likelihood_k=10", "eval.log_likelihood_images=20"])
+        .collect();
+    let (_, vae) = two_ranks("regress-vae", dir.path(), &sets);
+    let s = summary(&vae);
+    // 400 examples, 10 per rank and step: 20 steps of a global batch of 20.
+    assert_eq!(s["train"]["steps"], 20, "{s}");
+    assert!(s["test"]["elbo"].as_f64().unwrap().is_finite());
+    // Only rank 0 wrote: one run directory, no scratch folder left by rank 1.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let (_, aae) = two_ranks("regress-aae", dir.path(), &SHAPES);
+    assert_eq!(summary(&aae)["train"]["steps"], 20);
+}
+
+#[test]
+fn a_vqvae_codebook_stays_identical_on_two_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    // k-means initialisation, EMA updates and dead-code restarts, then the prior.
+    let (out, run) = two_ranks(
+        "tiny-vqvae",
+        dir.path(),
+        &["train.epochs=1", "prior.epochs=1"],
+    );
+    assert!(run.join("model.safetensors").exists(), "{out}");
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_with_its_number_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = train_args(
+        "regress-vae",
+        dir.path(),
+        &[
+            "data.train_size=4000",
+            "train.batch_size=10",
+            "train.epochs=30",
+            "train.checkpoint_every=1",
+            "eval.log_likelihood_k=10",
+            "eval.log_likelihood_images=20",
+        ],
+    );
+    let port = free_port();
+    let rank0 = rank(&args, 0, port);
+    let mut rank1 = rank(&args, 1, port);
+    // Wait for rank 0's first checkpoint, then kill rank 1.
+    let started = Instant::now();
+    let checkpoint = loop {
+        let found = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("checkpoint.safetensors"))
+            .find(|p| p.exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    rank1.kill().unwrap(); // SIGKILL
+    let _ = rank1.wait();
+    let killed = Instant::now();
+    let out = rank0.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("rank 1 was lost"), "{t}");
+    assert!(killed.elapsed() < Duration::from_secs(60), "{t}");
+    // The run directory rank 0 wrote is intact: it resumes (alone) from its checkpoint.
+    let run_dir = checkpoint.parent().unwrap();
+    let resumed = Command::new(GENAE)
+        .args(["train", "--resume"])
+        .arg(run_dir)
+        .args(["--set", "train.epochs=2", "--set", "threads=1"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(summary(run_dir)["train"]["epochs"], 2);
+}
