@@ -2,7 +2,7 @@
 //! from `DEP_TCH_LIBTORCH_LIB`), with the Gloo headers vendored in `vendor/`, the way torch-sys
 //! builds its own C++; then the usual RUNPATH to libtorch (genae-build).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=shim/c10d_shim.cpp");
@@ -13,7 +13,10 @@ fn main() {
              depend on it directly); is LIBTORCH set to the `torch` folder of torch 2.11.0?"
         );
     };
-    let torch = Path::new(&lib)
+    // Canonical, so that a `LIBTORCH` symlink (e.g. `.genae/libtorch`) leads to the wheel's
+    // folder, beside which the `nvidia/` headers of the `nccl` feature are.
+    let lib_dir = std::fs::canonicalize(&lib).unwrap_or_else(|_| PathBuf::from(&lib));
+    let torch = lib_dir
         .parent()
         .expect("libtorch's lib/ folder has a parent")
         .to_path_buf();
@@ -37,11 +40,28 @@ fn main() {
     let nccl = std::env::var_os("CARGO_FEATURE_NCCL").is_some();
     if nccl {
         // The pip wheels put the CUDA and NCCL headers beside `torch/`.
-        let site = torch.parent().expect("torch/ has a parent").join("nvidia");
-        for sub in ["cu13/include", "nccl/include", "cudnn/include"] {
+        // (cu13's wheel lacks `crt/`, which triton's copy of the CUDA headers has.)
+        let site = torch.parent().expect("torch/ has a parent");
+        for sub in [
+            "nvidia/cu13/include",
+            "nvidia/nccl/include",
+            "nvidia/cudnn/include",
+            "triton/backends/nvidia/include",
+        ] {
             if site.join(sub).is_dir() {
                 build.include(site.join(sub));
             }
+        }
+        let cuda = site.join("nvidia/cu13/include");
+        if !cuda.join("cuda_runtime.h").is_file() || !cuda.join("nv/target").is_file() {
+            panic!(
+                "genae-dist's `nccl` feature compiles against the CUDA 13 headers of the pip \
+                 wheels beside {}: `nvidia-cuda-runtime` (installed with torch) and \
+                 `nvidia-cuda-cccl` (`pip install 'nvidia-cuda-cccl==13.0.*'` into torch's \
+                 Python); {} lacks cuda_runtime.h or nv/target",
+                torch.display(),
+                cuda.display()
+            );
         }
         build
             .define("USE_C10D_NCCL", None)

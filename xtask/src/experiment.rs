@@ -36,8 +36,9 @@ pub fn run(config: &str, set: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::from(process::exit_code(status)))
 }
 
-/// The config file for `name`: an existing file path, else `crates/genae-lab/configs/<name>.toml`.
-fn resolve(name: &str) -> Result<PathBuf> {
+/// The config file for `name`: an existing file path (made absolute), else
+/// `crates/genae-lab/configs/<name>.toml`; an error listing the named configs otherwise.
+pub(crate) fn resolve(name: &str) -> Result<PathBuf> {
     let as_path = PathBuf::from(name);
     if as_path.is_file() {
         return std::path::absolute(&as_path)

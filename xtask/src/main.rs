@@ -14,6 +14,10 @@
 //! - `bench [--compare]`: criterion benches and PyTorch counterparts into `docs/benchmarks.md`.
 //! - `compare vae [--epochs N] [--seeds N] [--k K] [--eval-images N]`: genae against a PyTorch
 //!   script on the same recipe: quality, throughput, evaluation time, memory.
+//! - `launch --nproc N CONFIG [--set key=value]... [--timeout-s S]`: data-parallel `genae
+//!   train` on this machine, N ranks with torchrun's environment, no Python.
+//! - `gpu-check [--dry-run] [--bin-dir DIR] [--prepare OUT_DIR]`: a bundle of stripped
+//!   binaries and a shell script that smoke-tests CUDA on a machine without Rust or network.
 
 mod bench;
 mod checks;
@@ -21,6 +25,8 @@ mod compare;
 mod dataset;
 mod doctor;
 mod experiment;
+mod gpu_check;
+mod launch;
 mod libtorch;
 mod package;
 mod process;
@@ -76,6 +82,19 @@ enum Task {
     /// Setup, then `cargo package` of every library crate with verification (each builds on
     /// its own from its packaged files).
     Package,
+    /// Setup, build `genae`, then N ranks of `genae train CONFIG` on this machine with
+    /// torchrun's environment (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT, ...).
+    ///
+    /// Each rank's output is prefixed `[rank r]`; when a rank fails, the others get the
+    /// timeout to stop on their own, then they are killed and the exit is non-zero.
+    Launch(launch::Args),
+    /// GPU smoke check for a machine with no Rust toolchain and no network.
+    ///
+    /// `--prepare DIR` (here) builds and strips `genae` and the CUDA test executables and
+    /// writes them, the data, configs, the PyTorch script and `gpu-check.sh` into DIR; run
+    /// `bash DIR/gpu-check.sh` on the GPU machine. Without `--prepare` it prepares a temporary
+    /// bundle (or uses `--bin-dir`) and runs the script here: a dry run without CUDA.
+    GpuCheck(gpu_check::Args),
 }
 
 /// Accepts `key=value` with a non-empty key.
@@ -115,6 +134,8 @@ fn main() -> ExitCode {
         Task::Regress(args) => regress::run(&args),
         Task::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Task::Package => package::run().map(|()| ExitCode::SUCCESS),
+        Task::Launch(args) => launch::run(&args),
+        Task::GpuCheck(args) => gpu_check::run(&args),
     };
     match result {
         Ok(code) => code,

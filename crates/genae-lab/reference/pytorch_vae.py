@@ -36,17 +36,21 @@ Recipe (the same as genae's, see crates/genae-zoo/src/{vae,mlp}.rs and genae-est
   first `--eval-images` test images, under no_grad, at most 500 (image, sample) pairs per
   decoder pass, log-sum-exp in float64.
 
-Runs on the CPU with torch.set_num_threads(os.cpu_count()) (what libtorch uses by default) and
-writes a JSON report (`--out`, else stdout):
+Runs on `--device` (default `cpu`; `cuda` or `cuda:N` for a GPU) with
+torch.set_num_threads(os.cpu_count()) (what libtorch uses by default) and writes a JSON report
+(`--out`, else stdout):
 
   {"implementation": "pytorch", ..., "test": {"elbo", "reconstruction", "kl",
    "log_likelihood": {"k", "n_images", "value", "seconds"}},
    "train": {"epochs", "steps", "seconds", "examples_per_s"}, "eval": {"seconds"},
-   "peak_rss_mb"}
+   "peak_rss_mb"}  (on CUDA also "device_name" and "peak_cuda_mb", torch.cuda.max_memory_allocated)
 
 train.seconds / examples_per_s cover training steps only (evaluation excluded; with `--draws
 genae` each epoch's batches are drawn before its clock starts, whereas genae draws them on a
-prefetch thread while its clock runs); eval.seconds is the L_k evaluation. Run it with the project's venv:
+prefetch thread while its clock runs); eval.seconds is the L_k evaluation. On CUDA the model, the
+test set and the evaluation live on the GPU, each training batch is drawn on the CPU and copied to
+the GPU inside the clock, and every clock is read after torch.cuda.synchronize(). Run it with the
+project's venv:
 
   .genae/venv/bin/python -W ignore crates/genae-lab/reference/pytorch_vae.py --epochs 1 \\
       --train-size 6000 --test-size 1000 --k 100 --eval-images 100 --out /tmp/vae.json
@@ -329,7 +333,7 @@ def elbo_terms(model, x):
 
 @torch.no_grad()
 def evaluate_elbo(model, x, batch_size):
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = torch.zeros(3, dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], batch_size):
         terms = elbo_terms(model, x[start : start + batch_size])
         sums += torch.stack([t.sum(dtype=torch.float64) for t in terms])
@@ -352,7 +356,7 @@ def iwae_log_likelihood(model, x, k):
         log_w = []
         for s in range(0, k, samples_per_pass):
             c = min(samples_per_pass, k - s)
-            eps = torch.randn(c, m, mean.shape[1])
+            eps = torch.randn(c, m, mean.shape[1], device=mean.device)
             z = mean + std * eps  # [c, m, d]
             logits = model.decode(z.view(c * m, -1)).view(c, m, d_x)
             log_px = -F.binary_cross_entropy_with_logits(
@@ -364,6 +368,39 @@ def iwae_log_likelihood(model, x, k):
         log_w = torch.cat(log_w, 0).double()  # [k, m]
         total += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
     return total / max(n, 1)
+
+
+def parse_device(text):
+    """`--device`: `cpu`, `cuda` or `cuda:N`, checked against what this torch can reach
+    (SystemExit with the reason, not a traceback, when it cannot)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (
+        device.type == "cpu" and device.index not in (None, 0)
+    ):
+        raise SystemExit(f"--device {text}: expected cpu, cuda or cuda:N")
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        why = (
+            "this torch is built without CUDA"
+            if torch.version.cuda is None
+            else f"torch.cuda.is_available() is false (torch built for CUDA {torch.version.cuda}, "
+            "no usable GPU or driver)"
+        )
+        raise SystemExit(f"--device {text}: no CUDA here: {why}")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise SystemExit(f"--device {text}: only {count} CUDA device(s) here")
+    return torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+
+
+def sync(device):
+    """Waits for the device's queued work (CUDA), so that a clock read after it is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main():
@@ -394,6 +431,11 @@ def main():
         default="pytorch",
         help="layer initialisation: PyTorch's nn.Linear default, or tch 0.24's nn::linear default",
     )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default), cuda or cuda:N: where the model, batches and evaluation run",
+    )
     p.add_argument("--out", help="write the JSON report here (default: stdout)")
     args = p.parse_args()
     if args.check_draws:
@@ -404,6 +446,7 @@ def main():
         p.error("--epochs, --k and --batch-size must be at least 1, --eval-images at least 0")
     if args.threads < 0:
         p.error("--threads must be at least 0")
+    device = parse_device(args.device)
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -422,16 +465,17 @@ def main():
     else:
         test_gen = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
         test_x = torch.bernoulli(test_u8.float() / 255.0, generator=test_gen)
+    test_x = test_x.to(device)
     data_gen = torch.Generator().manual_seed(args.data_seed)
     n_train, input_dim = train_u8.shape
 
-    model = Vae(input_dim=input_dim, init=args.init)
+    model = Vae(input_dim=input_dim, init=args.init).to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8
     )
     print(
         f"pytorch {torch.__version__}: vae on fashion-mnist ({n_train} train / {test_x.shape[0]} "
-        f"test, binarize dynamic, {args.draws} draws) on cpu, {threads} threads, {args.epochs} epochs, "
+        f"test, binarize dynamic, {args.draws} draws) on {device}, {threads} threads, {args.epochs} epochs, "
         f"seed {args.seed}, {args.init} init",
         file=sys.stderr,
     )
@@ -446,14 +490,16 @@ def main():
             epoch_x = genae_epoch(train_u8, args.data_seed, epoch, args.batch_size)
         else:
             order = torch.randperm(n_train, generator=data_gen)
+        sync(device)
         started = time.perf_counter()
-        sums = torch.zeros(3, dtype=torch.float64)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
         for start in range(0, n_train, args.batch_size):
             if args.draws == "genae":
-                x = epoch_x[start : start + args.batch_size].float()
+                x = epoch_x[start : start + args.batch_size].to(device).float()
             else:
                 idx = order[start : start + args.batch_size]
                 x = torch.bernoulli(train_u8[idx].float().div_(255.0), generator=data_gen)
+                x = x.to(device)
             elbo, rec, kl = elbo_terms(model, x)
             loss = -elbo.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -465,6 +511,7 @@ def main():
                      kl.sum(dtype=torch.float64)]
                 )
             steps += 1
+        sync(device)
         seconds = time.perf_counter() - started
         train_seconds += seconds
         examples += n_train
@@ -473,6 +520,7 @@ def main():
             raise SystemExit(f"the training ELBO became {train_elbo} at epoch {epoch}")
         eval_started = time.perf_counter()
         test_metrics = evaluate_elbo(model, test_x, args.eval_batch_size)
+        sync(device)
         print(
             f"epoch {epoch:>3}/{args.epochs}: train ELBO {train_elbo:9.3f}  test ELBO "
             f"{test_metrics['elbo']:9.3f} (rec {test_metrics['reconstruction']:9.3f}, KL "
@@ -482,8 +530,10 @@ def main():
         )
 
     n_images = min(args.eval_images, test_x.shape[0])
+    sync(device)
     eval_started = time.perf_counter()
     lk = iwae_log_likelihood(model, test_x[:n_images], args.k) if n_images else float("nan")
+    sync(device)
     eval_seconds = time.perf_counter() - eval_started
     print(
         f"L_{args.k} on {n_images} test images: {lk:.3f} nats ({eval_seconds:.1f} s)",
@@ -494,7 +544,7 @@ def main():
         "implementation": "pytorch",
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "device": "cpu",
+        "device": str(device),
         "threads": torch.get_num_threads(),
         "model": "vae",
         "dataset": "fashion-mnist",
@@ -523,6 +573,9 @@ def main():
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
+    if device.type == "cuda":
+        report["device_name"] = torch.cuda.get_device_name(device)
+        report["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     text = json.dumps(report, indent=2)
     if args.out:
         tmp = args.out + ".tmp"

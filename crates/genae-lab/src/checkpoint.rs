@@ -5,8 +5,9 @@
 //!   model kind names through its [`StoreFile`]s, `<store>.<variable>` (a store named `""`
 //!   writes bare variable names, as `VarStore::save` does);
 //! - `checkpoint.safetensors`: every store under `param/<file>/<store>/<variable>`, every
-//!   optimiser's state under `optim/<name>/<key>`, and `training.phases`, one row
-//!   `[epochs, steps, examples, seconds]` per phase of the run.
+//!   optimiser's state under `optim/<name>/<key>`, `training.phases`, one row
+//!   `[epochs, steps, examples, seconds]` per phase of the run, and `training.world_size`, the
+//!   number of data-parallel processes that trained it (absent: one).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub(crate) const CHECKPOINT: &str = "checkpoint.safetensors";
 const VERSION_KEY: &str = "integrity.format_version";
 /// The checkpoint entry holding the SHA-256 of every other entry (`[32]`, uint8).
 const CHECKSUM_KEY: &str = "integrity.sha256";
+/// The checkpoint entry holding the number of data-parallel processes (`[1]`, int64).
+const WORLD_SIZE_KEY: &str = "training.world_size";
 /// The checkpoint layout written by this version.
 const FORMAT_VERSION: i64 = 2;
 
@@ -189,8 +192,13 @@ pub(crate) fn optimizer_entries(optimizers: &[(&'static str, &mut Adam)]) -> Vec
 pub(crate) fn write_checkpoint(
     mut entries: Vec<(String, Tensor)>,
     phases: &[PhaseTotals],
+    world_size: usize,
     run_dir: &RunDir,
 ) -> Result<(), LabError> {
+    entries.push((
+        WORLD_SIZE_KEY.into(),
+        Tensor::from_slice(&[world_size as i64]),
+    ));
     let rows: Vec<f64> = phases
         .iter()
         .flat_map(|p| {
@@ -329,6 +337,14 @@ impl Checkpoint {
                 .map_err(|e| self.bad(format!("optimiser `{name}`: {e}")))?;
         }
         Ok(())
+    }
+
+    /// The number of data-parallel processes that trained the checkpoint (1 when not recorded).
+    pub(crate) fn world_size(&self) -> usize {
+        self.tensors
+            .get(WORLD_SIZE_KEY)
+            .and_then(|t| t.f_int64_value(&[0]).ok())
+            .map_or(1, |w| w.max(1) as usize)
     }
 
     /// The per-phase totals, one row per phase of a run with `n_phases`.

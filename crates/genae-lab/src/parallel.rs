@@ -106,6 +106,11 @@ impl DataParallel {
         Ok(LaunchEnv::from_env()?)
     }
 
+    /// `gloo` or `nccl`.
+    pub(crate) fn backend(&self) -> &'static str {
+        self.world.group().backend()
+    }
+
     /// This rank.
     pub(crate) fn rank(&self) -> usize {
         self.world.rank()

@@ -198,8 +198,9 @@ fn train(
             f.model.hidden
         ));
     }
+    let mut trained_on = None;
     if resume && writer {
-        state.restore(&mut *model)?;
+        trained_on = Some(state.restore(&mut *model)?);
         let total: usize = state.phases.iter().map(|p| p.epochs).sum();
         printer.line(&if state.epochs_done() >= total {
             format!(
@@ -217,6 +218,18 @@ fn train(
     }
     if let Some(dp) = state.dp.clone() {
         state.join_job(&mut *model, &dp, &mut printer)?;
+    }
+    let world = state.dp.as_ref().map_or(1, |d| d.world_size());
+    if let Some(before) = trained_on.filter(|&w| w != world) {
+        let b = f.train.batch_size;
+        printer.line(&format!(
+            "note: the checkpoint was trained by {before} process(es) (global batch {}), this \
+             run has {world} (global batch {}): the epochs left take {} steps each, so the \
+             numbers will differ from an uninterrupted run",
+            before * b,
+            world * b,
+            if world > before { "fewer" } else { "more" }
+        ));
     }
     for p in 0..state.phases.len() {
         state.run_phase(&mut *model, p)?;
@@ -291,9 +304,11 @@ impl Loop<'_> {
 
     /// Restores parameters, optimisers and totals from the checkpoint; then (only then)
     /// records the resumed config and drops the metrics lines of epochs to be redone.
-    fn restore(&mut self, model: &mut dyn Trainable) -> Result<(), LabError> {
+    /// Returns the number of processes that trained the checkpoint.
+    fn restore(&mut self, model: &mut dyn Trainable) -> Result<usize, LabError> {
         let run_dir = self.run.run_dir;
         let saved = Checkpoint::read(run_dir)?;
+        let trained_on = saved.world_size();
         let mut state = model.state();
         saved.restore_params(&state.files)?;
         saved.restore_optimizers(&mut state.optimizers)?;
@@ -323,7 +338,7 @@ impl Loop<'_> {
             self.last_train = Record::from_json(&last["train"]);
             self.last_test = Record::from_json(&last["test"]);
         }
-        Ok(())
+        Ok(trained_on)
     }
 
     /// The start of a data-parallel run: every optimiser averages its gradients over the
@@ -370,8 +385,10 @@ impl Loop<'_> {
             };
         }
         printer.line(&format!(
-            "data-parallel: {} ranks, parameters and optimiser state taken from rank 0;              gradients averaged before every step",
-            dp.world_size()
+            "data-parallel: {} ranks ({} backend), parameters and optimiser state taken from \
+             rank 0; gradients averaged before every step",
+            dp.world_size(),
+            dp.backend()
         ));
         Ok(())
     }
@@ -512,7 +529,8 @@ impl Loop<'_> {
                 let state = model.state();
                 let mut entries = param_entries(&state.files);
                 entries.extend(optimizer_entries(&state.optimizers));
-                write_checkpoint(entries, &self.totals, self.run.run_dir)?;
+                let world = self.dp.as_ref().map_or(1, |d| d.world_size());
+                write_checkpoint(entries, &self.totals, world, self.run.run_dir)?;
             }
             progress.line(&format!(
                 "epoch {epoch:>3} ({} {phase_epoch}/{}): train {}  test {}  {seconds:6.1} s  {:7.0} ex/s",
