@@ -15,6 +15,7 @@ pub const LIBRARY_CRATES: &[&str] = &[
     "genae-zoo",
     "genae-estimators",
     "genae-samplers",
+    "genae-dist",
     "genae-lab",
 ];
 
