@@ -182,3 +182,84 @@ fn a_killed_rank_stops_the_other_with_its_number_and_the_run_resumes() {
     assert!(resumed.status.success(), "{}", text(&resumed));
     assert_eq!(summary(run_dir)["train"]["epochs"], 2);
 }
+
+/// torchrun from the project's venv (`cargo xtask setup` installs it with torch).
+fn torchrun() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.genae/venv/bin/torchrun");
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn torchrun_launches_two_ranks_that_agree() {
+    let Some(torchrun) = torchrun() else {
+        eprintln!("skipped: no .genae/venv/bin/torchrun (run `cargo xtask setup`)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = Command::new(torchrun)
+        .args([
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            &format!("--master_port={port}"),
+            "--no-python",
+            GENAE,
+        ])
+        .args(train_args("regress-vae", dir.path(), &SHAPES))
+        .env("OMP_NUM_THREADS", "1")
+        .env("GENAE_DIST_TIMEOUT_S", "60")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("data-parallel on 2 ranks"), "{t}");
+    assert!(t.contains("identical (checked)"), "{t}");
+    assert_eq!(summary(&run_dir_of(&t))["train"]["steps"], 20);
+}
+
+#[test]
+fn a_one_process_run_resumes_on_two_ranks_and_says_the_batch_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = [
+        "data.train_size=400",
+        "data.test_size=100",
+        "train.batch_size=10",
+        "train.epochs=1",
+    ];
+    let single = Command::new(GENAE)
+        .args(train_args("regress-vae", dir.path(), &sets))
+        .output()
+        .unwrap();
+    assert!(single.status.success(), "{}", text(&single));
+    let run = run_dir_of(&text(&single));
+    let args: Vec<String> = [
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        "train.epochs=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let port = free_port();
+    let children: Vec<Child> = (0..2).map(|r| rank(&args, r, port)).collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", text(o));
+    }
+    let t = text(&outputs[0]);
+    assert!(
+        t.contains("trained by 1 process(es) (global batch 10), this run has 2 (global batch 20)"),
+        "{t}"
+    );
+    let s = summary(&run);
+    // Epoch 1: 40 steps of 10 alone; epoch 2: 20 steps of 2 × 10.
+    assert_eq!(
+        (s["train"]["epochs"].as_u64(), s["train"]["steps"].as_u64()),
+        (Some(2), Some(60))
+    );
+}
