@@ -81,7 +81,7 @@ pub use inference::{
     SHIPPED_INFERENCE_CONFIGS,
 };
 pub use metrics::{Entry, EpochLine, Record};
-pub use parallel::{BACKEND_VAR, FORCE_VAR, TIMEOUT_VAR};
+pub use parallel::{data_parallel_follower, BACKEND_VAR, FORCE_VAR, TIMEOUT_VAR};
 pub use report::{write_report, write_report_for};
 pub use run_dir::RunDir;
 pub use summary::{PhaseSummary, RunSummary, TrainTotals};
@@ -94,7 +94,7 @@ pub use trained::ops::{
     InterpolateOptions, ReconstructionRecord, SampleOptions, Sampler, Samples,
 };
 pub use trained::{DataSource, SourceImages, TrainedRun};
-pub use trainer::{data_parallel_follower, resume_experiment, run_experiment};
+pub use trainer::{resume_experiment, run_experiment};
 
 /// libtorch's generator is global: unit tests of this crate that seed it take turns.
 #[cfg(test)]

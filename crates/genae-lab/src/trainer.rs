@@ -19,10 +19,9 @@ use std::time::Instant;
 
 use genae_dist::LaunchEnv;
 
-use genae_tensor::{seed_everything, Collective};
-use tch::{Device, Kind, Tensor};
+use genae_tensor::seed_everything;
+use tch::Device;
 
-use crate::checkpoint::StoreFile;
 use crate::checkpoint::{
     optimizer_entries, param_entries, save_model_files, truncate_metrics, write_checkpoint,
     Checkpoint, PhaseTotals,
@@ -36,7 +35,7 @@ use crate::eval::{chains, likelihood, pictures};
 use crate::kinds::{self, Evaluation, FinalResults, RunContext, Step, Trainable};
 use crate::memory::{available_memory, check_objective_memory};
 use crate::metrics::{check_record, to_json, EpochLine, Record, RunningSums};
-use crate::parallel::{rank_device, DataParallel, FORCE_VAR};
+use crate::parallel::{check_replicas, follower, in_scratch, rank_device, rank_seed, DataParallel};
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::summary::{peak_rss_mb, write_summary, PhaseSummary, RunSummary, TrainTotals};
@@ -105,31 +104,6 @@ pub fn resume_experiment(run_dir: &Path, overrides: &[String]) -> Result<RunSumm
         }
         other => other,
     })
-}
-
-/// `Some(rank)` when this process is a rank other than 0 of a data-parallel launch (it
-/// trains but does not write the run directory); an error names a malformed launch variable.
-pub fn data_parallel_follower() -> Result<Option<usize>, LabError> {
-    Ok(follower(DataParallel::launch_env()?.as_ref()))
-}
-
-/// `Some(rank)` for a rank other than 0 of a data-parallel launch (it does not write the run).
-fn follower(launch: Option<&LaunchEnv>) -> Option<usize> {
-    let env = launch?;
-    let forced = std::env::var(FORCE_VAR).is_ok_and(|v| v.trim() == "1");
-    ((env.is_parallel() || forced) && env.rank != 0).then_some(env.rank)
-}
-
-/// Runs `f` in a scratch run directory of rank `rank`, removed afterwards.
-fn in_scratch(
-    rank: usize,
-    f: impl FnOnce(&RunDir) -> Result<RunSummary, LabError>,
-) -> Result<RunSummary, LabError> {
-    let name = format!("genae-rank{rank}-{}", std::process::id());
-    let scratch = RunDir::create(&std::env::temp_dir(), &name)?;
-    let result = f(&scratch);
-    let _ = std::fs::remove_dir_all(scratch.path());
-    result
 }
 
 /// The state of the loop between epochs.
@@ -341,49 +315,14 @@ impl Loop<'_> {
         Ok(trained_on)
     }
 
-    /// The start of a data-parallel run: every optimiser averages its gradients over the
-    /// ranks, the kind synchronises its own statistics, and rank 0's parameters, optimiser
-    /// state and progress (after a resume, the checkpoint's) are broadcast to every rank.
+    /// The start of a data-parallel run ([`crate::parallel::start`]).
     fn join_job(
         &mut self,
         model: &mut dyn Trainable,
         dp: &Arc<DataParallel>,
         printer: &mut Progress,
     ) -> Result<(), LabError> {
-        let collective: Arc<dyn Collective> = dp.clone();
-        model.data_parallel(&collective);
-        let mut state = model.state();
-        dp.broadcast(&named_variables(&state.files), "the parameters")?;
-        for (name, adam) in state.optimizers.iter_mut() {
-            adam.set_collective(collective.clone());
-            let saved = adam.state();
-            let tensors: Vec<Tensor> = saved.iter().map(|(_, t)| t.shallow_clone()).collect();
-            dp.broadcast(&tensors, &format!("the state of the optimiser `{name}`"))?;
-            adam.load_state(&saved.into_iter().collect())?;
-        }
-        let flat: Vec<f64> = self
-            .totals
-            .iter()
-            .flat_map(|t| {
-                [
-                    t.epochs as f64,
-                    t.steps as f64,
-                    t.examples as f64,
-                    t.seconds,
-                ]
-            })
-            .collect();
-        let progress = Tensor::from_slice(&flat);
-        dp.broadcast(&[progress.shallow_clone()], "the progress")?;
-        let v = Vec::<f64>::try_from(&progress).map_err(genae_tensor::TensorError::from)?;
-        for (t, row) in self.totals.iter_mut().zip(v.chunks(4)) {
-            *t = PhaseTotals {
-                epochs: row[0] as usize,
-                steps: row[1] as u64,
-                examples: row[2] as u64,
-                seconds: row[3],
-            };
-        }
+        crate::parallel::start(model, &mut self.totals, dp)?;
         printer.line(&format!(
             "data-parallel: {} ranks ({} backend), parameters and optimiser state taken from \
              rank 0; gradients averaged before every step",
@@ -676,49 +615,6 @@ impl Loop<'_> {
         }
         Ok(())
     }
-}
-
-/// The seed of rank `rank`'s noise in an epoch whose (rank 0) seed is `seed`.
-fn rank_seed(seed: u64, rank: usize) -> u64 {
-    (seed ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).rotate_left(7)
-}
-
-/// Every variable of the parameter files, in name order (the same on every rank).
-fn named_variables(files: &[StoreFile]) -> Vec<Tensor> {
-    let mut named: Vec<(String, Tensor)> = Vec::new();
-    for file in files {
-        for (prefix, store) in &file.stores {
-            for (name, t) in store.variables() {
-                named.push((format!("{}/{prefix}/{name}", file.file), t));
-            }
-        }
-    }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named.into_iter().map(|(_, t)| t).collect()
-}
-
-/// An error unless every rank holds rank 0's parameters (a sum per variable is compared).
-fn check_replicas(model: &mut dyn Trainable, dp: &DataParallel) -> Result<(), LabError> {
-    let sums: Vec<f64> = named_variables(&model.state().files)
-        .iter()
-        .map(|t| t.sum(Kind::Double).double_value(&[]))
-        .collect();
-    let rank0 = Tensor::from_slice(&sums);
-    dp.broadcast(&[rank0.shallow_clone()], "the parameter checksums")?;
-    let rank0 = Vec::<f64>::try_from(&rank0).map_err(genae_tensor::TensorError::from)?;
-    let differing = sums
-        .iter()
-        .zip(&rank0)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    if differing > 0 {
-        return Err(genae_dist::DistError::Operation {
-            operation: format!("checking the replica of rank {}", dp.rank()),
-            reason: format!("{differing} of its variables differ from rank 0's"),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// `[eval.disentanglement]`: the metrics into the `disentanglement` section and
