@@ -253,3 +253,21 @@ impl World {
         }
     }
 }
+
+/// genae-tensor's [`Collective`](genae_tensor::Collective) over the world: give it to
+/// [`genae_tensor::Adam::set_collective`] and every step averages the gradients over the ranks.
+impl genae_tensor::Collective for World {
+    fn sum(&self, tensors: &[Tensor]) -> std::result::Result<(), String> {
+        self.allreduce_sum(tensors, "a sum")
+            .map_err(|e| e.to_string())
+    }
+
+    fn mean(&self, tensors: &[Tensor]) -> std::result::Result<(), String> {
+        self.allreduce_mean(tensors, "a mean")
+            .map_err(|e| e.to_string())
+    }
+
+    fn broadcast(&self, tensors: &[Tensor]) -> std::result::Result<(), String> {
+        World::broadcast(self, tensors, 0, "a broadcast").map_err(|e| e.to_string())
+    }
+}

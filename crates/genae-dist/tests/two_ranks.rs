@@ -11,23 +11,6 @@ use genae_dist::{DistError, LaunchEnv, World, WorldOptions};
 use genae_tensor::{Adam, Collective};
 use tch::{nn, Device, Kind, Tensor};
 
-/// genae-tensor's collective over a [`World`] (what genae-lab does).
-struct Averaging(World);
-
-impl Collective for Averaging {
-    fn sum(&self, t: &[Tensor]) -> Result<(), String> {
-        self.0.allreduce_sum(t, "sum").map_err(|e| e.to_string())
-    }
-    fn mean(&self, t: &[Tensor]) -> Result<(), String> {
-        self.0.allreduce_mean(t, "mean").map_err(|e| e.to_string())
-    }
-    fn broadcast(&self, t: &[Tensor]) -> Result<(), String> {
-        self.0
-            .broadcast(t, 0, "broadcast")
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// 20 Adam steps of a float64 MLP regression on batches of 16 rows; with `count` ranks, rank
 /// `rank` takes its equal slice of each batch and the optimiser averages the gradients.
 /// Returns the parameters, flattened in name order.
@@ -175,7 +158,7 @@ fn rank_main() {
             std::process::exit(3);
         }
         "adam" => {
-            let world = Arc::new(Averaging(World::init(&env, &options(30)).unwrap()));
+            let world = Arc::new(World::init(&env, &options(30)).unwrap());
             let params = train_regression(Some(world), env.rank, 2);
             println!("params {params:?}");
         }

@@ -173,21 +173,15 @@ impl DataParallel {
 
 impl Collective for DataParallel {
     fn sum(&self, tensors: &[Tensor]) -> Result<(), String> {
-        self.world
-            .allreduce_sum(tensors, "a sum")
-            .map_err(|e| e.to_string())
+        self.world.sum(tensors)
     }
 
     fn mean(&self, tensors: &[Tensor]) -> Result<(), String> {
-        self.world
-            .allreduce_mean(tensors, "a mean")
-            .map_err(|e| e.to_string())
+        self.world.mean(tensors)
     }
 
     fn broadcast(&self, tensors: &[Tensor]) -> Result<(), String> {
-        self.world
-            .broadcast(tensors, 0, "a broadcast")
-            .map_err(|e| e.to_string())
+        Collective::broadcast(&self.world, tensors)
     }
 }
 
