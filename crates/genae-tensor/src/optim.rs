@@ -29,7 +29,6 @@ use crate::{Collective, Result, TensorError};
 /// adam.backward_step(&(&w * Tensor::from_slice(&[3.0f64, -0.5])).sum(Kind::Double))?;
 /// let moved = Vec::<f64>::try_from(&w).unwrap();
 /// assert!((moved[0] - 0.9).abs() < 1e-7 && (moved[1] + 1.9).abs() < 1e-7);
-/// # Ok::<(), genae_tensor::TensorError>(())
 ///
 /// // The state goes into a checkpoint and back into a fresh optimiser.
 /// let saved: std::collections::BTreeMap<String, Tensor> = adam.state().into_iter().collect();
