@@ -57,15 +57,20 @@ fn train_args(config: &str, out: &Path, sets: &[&str]) -> Vec<String> {
     args
 }
 
+/// Runs `genae args` as ranks 0 and 1 and waits for both.
+fn run_two_ranks(args: &[String]) -> Vec<Output> {
+    let port = free_port();
+    let children: Vec<Child> = (0..2).map(|r| rank(args, r, port)).collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 /// Trains on two ranks; both must succeed. Returns rank 0's output and run directory.
 fn two_ranks(config: &str, out: &Path, sets: &[&str]) -> (String, PathBuf) {
     let args = train_args(config, out, sets);
-    let port = free_port();
-    let children: Vec<Child> = (0..2).map(|r| rank(&args, r, port)).collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = run_two_ranks(&args);
     for (r, o) in outputs.iter().enumerate() {
         assert!(o.status.success(), "rank {r}: {}", text(o));
     }
@@ -242,12 +247,7 @@ fn a_one_process_run_resumes_on_two_ranks_and_says_the_batch_changed() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let port = free_port();
-    let children: Vec<Child> = (0..2).map(|r| rank(&args, r, port)).collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = run_two_ranks(&args);
     for o in &outputs {
         assert!(o.status.success(), "{}", text(o));
     }
