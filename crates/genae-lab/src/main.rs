@@ -5,11 +5,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use genae_lab::{
-    classifier_for_config, describe, load_shipped, resume_experiment, run_experiment,
-    shipped_config, write_report_for, CovarianceKind, DataSource, EvaluateOptions,
-    InterpolateOptions, SampleOptions, Sampler, TrainedRun, ValidConfig, SHIPPED_CONFIGS,
+    classifier_for_config, describe, load_shipped, shipped_config, write_report_for,
+    CovarianceKind, DataSource, EvaluateOptions, InterpolateOptions, SampleOptions, Sampler,
+    TrainedRun, ValidConfig, SHIPPED_CONFIGS,
 };
 use genae_tensor::{DeviceSpec, DEVICE_ENV_VAR};
+
+#[path = "cli/messages.rs"]
+mod messages;
+#[path = "cli/training.rs"]
+mod training;
+
+use messages::{chain_message, user_message};
 
 /// genae: generative autoencoders on libtorch.
 #[derive(Parser)]
@@ -313,44 +320,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, each cause left out when the message before it already says it
-/// (errors that print their source in their own message would otherwise repeat it).
-fn chain_message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-/// An error message without libtorch's C++ stack (the `frame #N:` lines and what follows
-/// `Exception raised from`), with a hint on what to lower when libtorch ran out of memory.
-fn user_message(message: &str) -> String {
-    let mut lines: Vec<&str> = Vec::new();
-    for line in message.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("frame #") || trimmed.starts_with("Exception raised from") {
-            break;
-        }
-        lines.push(line);
-    }
-    let mut text = lines.join("\n").trim_end().to_string();
-    if text.contains("can't allocate memory") || text.contains("out of memory") {
-        text.push_str(
-            "\n(out of memory: lower train.batch_size, eval.batch_size or the samples per \
-             example, train.iwae_k / train.dvae_copies × train.dvae_samples)",
-        );
-    }
-    text
-}
-
 /// Writes a report to stdout; a closed pipe (`genae dataset info x | head`) is not an error.
 fn print_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -387,31 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             resume,
             overrides,
-        } => {
-            let summary = match (resume, config) {
-                (Some(run_dir), _) => resume_experiment(&run_dir, &overrides)?,
-                (None, Some(config)) => run_experiment(&load_config(&config, &overrides)?)?,
-                (None, None) => anyhow::bail!("give a config or --resume RUN_DIR"),
-            };
-            if let Some(rank) = genae_lab::data_parallel_follower()? {
-                println!("rank {rank}: training done (rank 0 evaluates and writes the run)");
-                return Ok(());
-            }
-            let t = &summary.test;
-            match (t.number("elbo"), t.number("kl")) {
-                (Some(elbo), Some(kl)) => println!(
-                    "test ELBO {elbo:.3} nats (reconstruction {:.3}, KL {kl:.3}); {:.0} train examples/s",
-                    t.number("reconstruction").unwrap_or(f64::NAN),
-                    summary.train.examples_per_s
-                ),
-                _ => println!(
-                    "test {}; {:.0} train examples/s",
-                    t.brief(3),
-                    summary.train.examples_per_s
-                ),
-            }
-            println!("run directory: {}", summary.run_dir.display());
-        }
+        } => training::train(config, resume, &overrides)?,
         Command::Sweep {
             command: Some(SweepCommand::Summarize { dir, columns }),
             ..
@@ -424,47 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             list,
             overrides,
-        } => {
-            let Some(config) = config else {
-                anyhow::bail!("give a config: `genae sweep CONFIG --grid 'key=[…]'`");
-            };
-            let grid = genae_lab::Grid::parse(&grid)?;
-            if list {
-                for i in 0..grid.len() {
-                    let point = grid.overrides(i).unwrap_or_default();
-                    println!("{i}\t{}", point.join(" "));
-                }
-                println!("{} points", grid.len());
-                return Ok(());
-            }
-            let load = |point: &[String]| -> Result<ValidConfig, genae_lab::LabError> {
-                let mut all = overrides.clone();
-                all.extend_from_slice(point);
-                load_config(&config, &all).map_err(|e| {
-                    genae_lab::ConfigError::Invalid {
-                        field: "sweep point",
-                        reason: format!(
-                            "{} {}: {}",
-                            config.display(),
-                            point.join(" "),
-                            chain_message(&e)
-                        ),
-                    }
-                    .into()
-                })
-            };
-            let index = genae_lab::array_index(index)?;
-            let (summaries, dir) = genae_lab::run_sweep(&load, &grid, index, out.as_deref())?;
-            for s in &summaries {
-                println!("run directory: {}", s.run_dir.display());
-            }
-            println!(
-                "sweep folder: {} ({} run(s) trained now; `genae sweep summarize {}`)",
-                dir.display(),
-                summaries.len(),
-                dir.display()
-            );
-        }
+        } => training::sweep(config, &grid, index, out.as_deref(), list, &overrides)?,
         Command::Infer { config, overrides } => {
             let config = genae_lab::InferenceConfig::load(&config, &overrides)?;
             let s = genae_lab::run_inference(&config)?;
@@ -718,34 +623,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{chain_message, user_message};
-
-    #[test]
-    fn causes_already_in_the_message_are_not_repeated() {
-        let io = std::io::Error::other("No space left on device");
-        let e = anyhow::Error::new(io).context("writing `x`: No space left on device");
-        assert_eq!(chain_message(&e), "writing `x`: No space left on device");
-        let e = anyhow::anyhow!("inner").context("outer");
-        assert_eq!(chain_message(&e), "outer: inner");
-    }
-
-    #[test]
-    fn libtorch_stacks_are_cut_and_out_of_memory_gets_a_hint() {
-        let raw = "libtorch: Internal torch error: [enforce fail at alloc_cpu.cpp:127] err == 0. \
-                   DefaultCPUAllocator: can't allocate memory: you tried to allocate 1024 bytes.\n\
-                   frame #0: c10::ThrowEnforceNotMet(char const*) + 0x6a\n\
-                   frame #1: c10::alloc_cpu(unsigned long) + 0x365\n";
-        let text = user_message(raw);
-        assert!(!text.contains("frame #"), "{text}");
-        assert!(text.contains("you tried to allocate 1024 bytes."), "{text}");
-        assert!(text.contains("lower train.batch_size"), "{text}");
-        let plain = "config `x.toml`: field `seed`: must be a number";
-        assert_eq!(user_message(plain), plain);
-        let raised = "libtorch: shape '[2, 3]' is invalid\nException raised from view at a.cpp:1";
-        assert_eq!(user_message(raised), "libtorch: shape '[2, 3]' is invalid");
-    }
 }
