@@ -39,4 +39,19 @@ for name in ["single", "ddp50", "ddp100"]:
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else float("nan")
     print(f"| {name} | {len(s)} | {statistics.mean(elbo):.2f} ± {sd(elbo):.2f} | "
           f"{statistics.mean(eps):.0f} ± {sd(eps):.0f} |")
+# Paired by seed: with train.parallel_noise = "global_batch" (the default) ddp50 draws the
+# single run's noise, so the two differ by float rounding only.
+def by_seed(name):
+    runs = {}
+    for f in sorted(glob.glob(f"{out}/{name}/*/summary.json")):
+        config = open(f.replace("summary.json", "config.toml")).read()
+        seed = next(l.split("=")[1].strip() for l in config.splitlines() if l.startswith("seed"))
+        runs[seed] = json.load(open(f))["test"]["elbo"]
+    return runs
+print()
+print("| seed | single | ddp50 | ddp50 − single |")
+print("|---|---|---|---|")
+single, ddp = by_seed("single"), by_seed("ddp50")
+for seed in sorted(set(single) & set(ddp), key=str):
+    print(f"| {seed} | {single[seed]:.3f} | {ddp[seed]:.3f} | {ddp[seed] - single[seed]:+.3f} |")
 PY

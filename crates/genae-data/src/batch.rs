@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::transforms::{binarize_in_place, permutation};
+use crate::transforms::{binarize_at, binarize_in_place, binarize_words, permutation};
 use crate::ImageSet;
 
 /// How an epoch is cut into batches.
@@ -132,6 +132,9 @@ pub struct BatchIter {
     /// `(start, len)` of the batches left, in the order's positions.
     ranges: std::vec::IntoIter<(usize, usize)>,
     rng: ChaCha8Rng,
+    shard: Shard,
+    /// Examples in the epoch.
+    len: usize,
 }
 
 impl BatchIter {
@@ -141,7 +144,8 @@ impl BatchIter {
     }
 
     /// This process's [`Shard`] of the batches of epoch `epoch`: the order is the same on
-    /// every process, the binarisation draws differ by rank.
+    /// every process, and so are the binarisation draws, each process binarising its rows as a
+    /// single process binarises them in the whole global batch.
     pub fn sharded(set: Arc<ImageSet>, options: BatchOptions, epoch: u64, shard: Shard) -> Self {
         let options = BatchOptions {
             batch_size: options.batch_size.max(1),
@@ -150,9 +154,7 @@ impl BatchIter {
         let n = set.len();
         let order = options.shuffle.then(|| permutation(n, options.seed, epoch));
         let ranges = shard.ranges(n, options.batch_size, options.drop_last);
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            options.seed ^ 0x6269_6E61_7269_7A65 ^ ((shard.rank as u64) << 40),
-        );
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6269_6E61_7269_7A65);
         rng.set_stream(epoch);
         Self {
             set,
@@ -160,6 +162,8 @@ impl BatchIter {
             options,
             ranges: ranges.into_iter(),
             rng,
+            shard,
+            len: n,
         }
     }
 }
@@ -192,7 +196,23 @@ impl Iterator for BatchIter {
             }
         };
         if self.options.binarize {
-            binarize_in_place(&mut batch.pixels, &mut self.rng);
+            if self.shard.count <= 1 {
+                binarize_in_place(&mut batch.pixels, &mut self.rng);
+            } else {
+                // The global batch starts `rank` slices of `len` earlier; a single process
+                // binarises all of it (up to the epoch's end) from where the stream stands.
+                let global_start = start - self.shard.rank * len;
+                let global_len =
+                    (self.options.batch_size * self.shard.count).min(self.len - global_start);
+                let batch_start = self.rng.get_word_pos();
+                binarize_at(
+                    &mut batch.pixels,
+                    self.shard.rank * len * image_len,
+                    &mut self.rng,
+                );
+                self.rng
+                    .set_word_pos(batch_start + binarize_words(global_len * image_len));
+            }
         }
         Some(batch)
     }
@@ -338,6 +358,44 @@ mod tests {
             (250..390).contains(&on),
             "about half of 640 pixels on, got {on}"
         );
+    }
+
+    #[test]
+    fn shards_binarise_their_rows_as_one_process_binarises_the_global_batch() {
+        // Odd image sizes (pixel offsets inside a word) and images longer than one draw chunk;
+        // 23 examples leave a short last global batch.
+        for shape in [[1, 3, 5], [1, 20, 20]] {
+            let len: usize = shape.iter().product();
+            let pixels = (0..23 * len).map(|i| (i * 37 % 251) as u8).collect();
+            let set = Arc::new(ImageSet::new(pixels, (0..23).collect(), shape).unwrap());
+            for count in [2, 3] {
+                let per_rank = 3;
+                let opts = |batch_size| BatchOptions {
+                    binarize: true,
+                    ..options(batch_size, true, false)
+                };
+                let whole: Vec<Batch> =
+                    BatchIter::new(set.clone(), opts(per_rank * count), 4).collect();
+                let ranks: Vec<Vec<Batch>> = (0..count)
+                    .map(|rank| {
+                        BatchIter::sharded(set.clone(), opts(per_rank), 4, Shard { rank, count })
+                            .collect()
+                    })
+                    .collect();
+                for (b, global) in whole.iter().enumerate() {
+                    let each = ranks[0][b].len();
+                    for (rank, batches) in ranks.iter().enumerate() {
+                        let mine = &batches[b];
+                        assert_eq!(mine.labels, global.labels[rank * each..][..each]);
+                        assert_eq!(
+                            mine.pixels,
+                            global.pixels[rank * each * len..][..each * len],
+                            "{shape:?}, {count} processes, batch {b}, rank {rank}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,19 +23,49 @@ pub enum Binarization {
 /// Replaces each byte `v` by 255 with probability `v / 255` and by 0 otherwise, drawing from
 /// `rng` (16-bit thresholds, so the probability is exact to within 2⁻¹⁶).
 pub fn binarize_in_place(pixels: &mut [u8], rng: &mut impl RngCore) {
-    let mut noise = [0u8; 512];
-    for chunk in pixels.chunks_mut(noise.len() / 2) {
+    let mut noise = [0u8; 2 * BINARIZE_CHUNK];
+    for chunk in pixels.chunks_mut(BINARIZE_CHUNK) {
         let noise = &mut noise[..chunk.len() * 2];
         rng.fill_bytes(noise);
-        for (p, r) in chunk.iter_mut().zip(noise.chunks_exact(2)) {
-            let u = u16::from_le_bytes([r[0], r[1]]) as u32; // uniform in 0..65536
-                                                             // P(u * 255 < v * 65536) = v / 255 up to rounding of the threshold.
-            *p = if u * 255 < (*p as u32) * 65536 {
-                255
-            } else {
-                0
-            };
-        }
+        binarize_with(chunk, noise);
+    }
+}
+
+/// Pixels binarised per `fill_bytes` call of [`binarize_in_place`].
+const BINARIZE_CHUNK: usize = 256;
+
+/// The 32-bit words of a ChaCha stream that [`binarize_in_place`] uses for `pixels` pixels
+/// (each call of `fill_bytes` starts on a fresh word).
+pub(crate) fn binarize_words(pixels: usize) -> u128 {
+    let full = pixels / BINARIZE_CHUNK;
+    let rest = pixels % BINARIZE_CHUNK;
+    (full * BINARIZE_CHUNK / 2 + (2 * rest).div_ceil(4)) as u128
+}
+
+/// Binarises `pixels` as [`binarize_in_place`] would binarise them from pixel `offset` of a
+/// longer buffer, `rng` standing where that buffer's draws start: one process's rows of a batch
+/// binarised exactly as in the whole batch. Leaves `rng` after the rows' draws.
+pub(crate) fn binarize_at(pixels: &mut [u8], offset: usize, rng: &mut ChaCha8Rng) {
+    // Within one batch the draws are one contiguous byte stream, two bytes per pixel (only the
+    // last `fill_bytes` call can end inside a word).
+    let start = rng.get_word_pos() + (2 * offset / 4) as u128;
+    let skip = (2 * offset) % 4;
+    rng.set_word_pos(start);
+    let mut noise = vec![0u8; skip + 2 * pixels.len()];
+    rng.fill_bytes(&mut noise);
+    binarize_with(pixels, &noise[skip..]);
+}
+
+/// Thresholds each pixel against its two noise bytes (`noise.len() == 2 * pixels.len()`).
+fn binarize_with(pixels: &mut [u8], noise: &[u8]) {
+    for (p, r) in pixels.iter_mut().zip(noise.chunks_exact(2)) {
+        let u = u16::from_le_bytes([r[0], r[1]]) as u32; // uniform in 0..65536
+                                                         // P(u * 255 < v * 65536) = v / 255 up to rounding of the threshold.
+        *p = if u * 255 < (*p as u32) * 65536 {
+            255
+        } else {
+            0
+        };
     }
 }
 

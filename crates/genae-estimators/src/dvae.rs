@@ -53,7 +53,12 @@ pub fn dvae<M: LatentVariableModel + ?Sized>(
     } else {
         x.f_repeat(repeat_leading(copies, x.dim()))?
     };
-    let corrupted = corruption.apply(&clean)?;
+    // Corrupted as [M, N, ...]: the examples run along dimension 1 (data-parallel noise).
+    let mut grouped = vec![copies, n];
+    grouped.extend(&x.size()[1..]);
+    let corrupted = corruption
+        .apply_with_batch_dim(&clean.f_reshape(grouped.as_slice())?, 1)?
+        .f_reshape(clean.size().as_slice())?;
     let posterior = model.encode(&corrupted)?;
     let prior = model.prior(posterior.mean())?;
     let kl = posterior

@@ -52,7 +52,10 @@ impl NoiseStream {
             }
             let mut shape = vec![block];
             shape.extend(&self.shape);
-            pieces.push(Tensor::randn(&shape, self.options));
+            // The examples run along dimension 1 (data-parallel noise: `genae_tensor::noise`).
+            let draw = genae_tensor::noise::randn(&shape, 1, self.options)
+                .unwrap_or_else(|_| Tensor::randn(&shape, self.options));
+            pieces.push(draw);
             self.left_to_draw -= block;
             have += block;
         }

@@ -64,8 +64,8 @@ pub use config::{
     apply_override, AaeSection, AvbSection, BetaTcSection, CapacitySection, ChainSection,
     ClassifierSection, ConfigFile, DataSection, DipSection, DisentanglementEval, EvalSection,
     FactorVaeSection, LikelihoodEval, ModelKind, ModelSection, ModelSpec, NetworkSpec,
-    ObjectiveKind, PriorSection, TcEstimator, TrainSection, ValidConfig, VqSection, WaeKernel,
-    WaeSection, AVB_TOY, MAX_CHAIN_STEPS, SHAPES,
+    ObjectiveKind, ParallelNoise, PriorSection, TcEstimator, TrainSection, ValidConfig, VqSection,
+    WaeKernel, WaeSection, AVB_TOY, MAX_CHAIN_STEPS, SHAPES,
 };
 pub use error::{ConfigError, LabError};
 pub use eval::chains::{evaluate_chains, ChainSummary};

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use genae_dist::LaunchEnv;
 
+use genae_tensor::noise::{BatchRows, BatchRowsScope};
 use genae_tensor::seed_everything;
 use tch::Device;
 
@@ -26,8 +27,8 @@ use crate::checkpoint::{
     optimizer_entries, param_entries, save_model_files, truncate_metrics, write_checkpoint,
     Checkpoint, PhaseTotals,
 };
-use crate::config::Phase;
 use crate::config::ValidConfig;
+use crate::config::{ParallelNoise, Phase};
 use crate::context::{epoch_seed, likelihood_seed, run_device};
 use crate::data::{prepare_data, DeviceSplit, PreparedData};
 use crate::error::LabError;
@@ -375,10 +376,23 @@ impl Loop<'_> {
             let epoch = self.offset(p) + phase_epoch;
             tch::manual_seed(epoch_seed(f.seed, epoch) as i64);
             let batches = training.epoch(epoch, device, shard);
-            if shard.rank > 0 {
-                // Each rank its own noise (rank 0 keeps the single-process stream).
-                tch::manual_seed(rank_seed(epoch_seed(f.seed, epoch), shard.rank) as i64);
-            }
+            // Data-parallel noise: every rank the global batch's draws, keeping its rows (a
+            // one-process run's noise), or each rank a stream of its own (rank 0 keeps the
+            // single-process stream).
+            let noise_scope = match f.train.parallel_noise {
+                ParallelNoise::GlobalBatch => (shard.count > 1).then(|| {
+                    BatchRowsScope::enter(BatchRows {
+                        rank: shard.rank,
+                        count: shard.count,
+                    })
+                }),
+                ParallelNoise::PerRank => {
+                    if shard.rank > 0 {
+                        tch::manual_seed(rank_seed(epoch_seed(f.seed, epoch), shard.rank) as i64);
+                    }
+                    None
+                }
+            };
             let started = Instant::now();
             let mut sums = RunningSums::new(device);
             let mut seen = 0i64;
@@ -407,6 +421,7 @@ impl Loop<'_> {
                     );
                 }
             }
+            drop(noise_scope); // evaluation draws plainly
             let mut train = sums.means(); // reads back: waits for the device
             if let Some(dp) = &self.dp {
                 train = dp.reduce_means(&train, seen)?;

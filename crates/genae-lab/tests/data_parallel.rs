@@ -271,65 +271,105 @@ fn parameters(run: &Path) -> Vec<(String, tch::Tensor)> {
     named
 }
 
-/// With its discriminator frozen (a learning rate of 1e-30 moves no float32 weight), an AAE
-/// with a deterministic encoder trains without sampling noise: its reconstruction and generator
-/// steps then depend only on the batch, so two ranks on halves of each batch must end where one
-/// process on the whole batches does (gradients averaged over the ranks = the gradient of the
-/// whole batch's mean loss, up to float rounding).
-#[test]
-fn a_noise_free_aae_on_two_ranks_equals_one_process_on_the_combined_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let common = [
+/// The largest absolute difference between the parameters of two runs.
+fn largest_gap(a: &Path, b: &Path) -> f64 {
+    let (a, b) = (parameters(a), parameters(b));
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            (ta - tb).abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Trains `config` (20 steps: 400 examples, one epoch) as one process with batches of 20 and
+/// as two ranks with 10 each; returns both run directories.
+fn alone_and_two_ranks(config: &str, dir: &Path, sets: &[&str]) -> (PathBuf, PathBuf) {
+    let common: Vec<&str> = [
         "data.train_size=400",
         "data.test_size=100",
         "train.epochs=1",
-        "aae.discriminator_learning_rate=1e-30",
-    ];
-    let mut alone_sets = common.to_vec();
+    ]
+    .into_iter()
+    .chain(sets.iter().copied())
+    .collect();
+    let mut alone_sets = common.clone();
     alone_sets.push("train.batch_size=20");
     let alone = Command::new(GENAE)
-        .args(train_args(
-            "regress-aae",
-            &dir.path().join("alone"),
-            &alone_sets,
-        ))
+        .args(train_args(config, &dir.join("alone"), &alone_sets))
         .output()
         .unwrap();
     assert!(alone.status.success(), "{}", text(&alone));
-    let mut rank_sets = common.to_vec();
+    let mut rank_sets = common;
     rank_sets.push("train.batch_size=10");
-    let (_, parallel) = two_ranks("regress-aae", &dir.path().join("ranks"), &rank_sets);
+    let (_, parallel) = two_ranks(config, &dir.join("ranks"), &rank_sets);
     assert_eq!(summary(&parallel)["train"]["steps"], 20);
-    // A control that differs as a bug would: one process on half batches (no averaging).
-    let half = Command::new(GENAE)
-        .args(train_args(
-            "regress-aae",
-            &dir.path().join("half"),
-            &rank_sets,
-        ))
-        .args(["--set", "train.epochs=1", "--set", "data.train_size=200"])
-        .output()
-        .unwrap();
-    assert!(half.status.success(), "{}", text(&half));
-    let reference = parameters(&run_dir_of(&text(&alone)));
-    let gap = |other: &[(String, tch::Tensor)]| -> f64 {
-        assert_eq!(reference.len(), other.len());
-        reference
-            .iter()
-            .zip(other)
-            .map(|((na, a), (nb, b))| {
-                assert_eq!(na, nb);
-                (a - b).abs().max().double_value(&[])
-            })
-            .fold(0.0, f64::max)
-    };
-    let ddp = gap(&parameters(&parallel));
-    let control = gap(&parameters(&run_dir_of(&text(&half))));
-    eprintln!("largest difference: two ranks {ddp:.3e}, control {control:.3e}");
-    // Float32 rounding of the two half-batch means, carried through 20 Adam steps, stays
-    // orders of magnitude below what a different batch does.
-    assert!(
-        ddp < 1e-4 && ddp < control / 100.0,
-        "two ranks {ddp}, control {control}"
-    );
+    (run_dir_of(&text(&alone)), parallel)
+}
+
+/// The acceptance of data-parallel training: two ranks on halves of each batch end where one
+/// process on the whole batches does. The gradients averaged over the ranks are the gradient
+/// of the whole batch's mean loss, and with `train.parallel_noise = "global_batch"` (the
+/// default) every rank draws the whole batch's noise and keeps its rows, so the
+/// reparameterisation draws of the VAE, the Gaussian encoder and prior draws of the AAE, the
+/// corruption of the DVAE and the `k` samples of the IWAE are those of the one process. What
+/// is left is float32 rounding, carried through 20 Adam steps.
+#[test]
+fn two_ranks_equal_one_process_on_the_combined_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 5] = [
+        ("regress-vae", &[]),
+        ("regress-aae", &["aae.encoder=\"gaussian\""]),
+        ("regress-dvae", &[]),
+        ("regress-iwae", &[]),
+        ("regress-avb", &[]),
+    ];
+    for (config, sets) in cases {
+        let (alone, parallel) = alone_and_two_ranks(config, &dir.path().join(config), sets);
+        let gap = largest_gap(&alone, &parallel);
+        eprintln!("{config}: largest difference from one process {gap:.3e}");
+        assert!(
+            gap < 1e-4,
+            "{config}: two ranks differ from one process by {gap}"
+        );
+        if config == "regress-vae" {
+            // Controls that differ as bugs would: each rank its own noise (as PyTorch's DDP
+            // draws), and one process on half batches (no averaging).
+            let own = dir.path().join("own-noise");
+            let (_, per_rank) = two_ranks(
+                config,
+                &own,
+                &[
+                    "data.train_size=400",
+                    "data.test_size=100",
+                    "train.epochs=1",
+                    "train.batch_size=10",
+                    "train.parallel_noise=\"per_rank\"",
+                ],
+            );
+            let half = Command::new(GENAE)
+                .args(train_args(
+                    config,
+                    &dir.path().join("half"),
+                    &[
+                        "data.train_size=200",
+                        "data.test_size=100",
+                        "train.epochs=1",
+                        "train.batch_size=10",
+                    ],
+                ))
+                .output()
+                .unwrap();
+            assert!(half.status.success(), "{}", text(&half));
+            let own_gap = largest_gap(&alone, &per_rank);
+            let half_gap = largest_gap(&alone, &run_dir_of(&text(&half)));
+            eprintln!("controls: own noise {own_gap:.3e}, half batches {half_gap:.3e}");
+            assert!(
+                gap < own_gap / 100.0 && gap < half_gap / 100.0,
+                "two ranks {gap}, own noise {own_gap}, half batches {half_gap}"
+            );
+        }
+    }
 }

@@ -153,6 +153,13 @@ impl Corruption {
     /// independently. An identity corruption returns `x` itself (a shallow clone sharing its
     /// storage) without drawing random numbers.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply_with_batch_dim(x, 0)
+    }
+
+    /// [`apply`](Self::apply) to an `x` whose batch (examples) runs along `batch_dim`, e.g. 1
+    /// for `[copies, n, ...]`: a data-parallel process then draws its examples' part of the
+    /// global batch's noise ([`crate::noise`]).
+    pub fn apply_with_batch_dim(&self, x: &Tensor, batch_dim: usize) -> Result<Tensor> {
         self.validate()?;
         if !x.is_floating_point() {
             return Err(TensorError::InvalidArgument {
@@ -160,17 +167,23 @@ impl Corruption {
                 reason: format!("must be a floating-point tensor, got {:?}", x.kind()),
             });
         }
-        self.apply_valid(x)
+        if batch_dim >= x.dim().max(1) {
+            return Err(TensorError::Shape {
+                what: "Corruption::apply_with_batch_dim",
+                detail: format!("batch dimension {batch_dim} of x {:?}", x.size()),
+            });
+        }
+        self.apply_valid(x, batch_dim)
     }
 
-    fn apply_valid(&self, x: &Tensor) -> Result<Tensor> {
+    fn apply_valid(&self, x: &Tensor, batch_dim: usize) -> Result<Tensor> {
         if self.is_identity() {
             return Ok(x.shallow_clone());
         }
         match self {
             Self::None => Ok(x.shallow_clone()),
             Self::Gaussian { sigma, clamp } => {
-                let noisy = x.f_add(&(x.f_randn_like()? * *sigma))?;
+                let noisy = x.f_add(&(noise_like(x, batch_dim, Draw::Normal)? * *sigma))?;
                 Ok(if *clamp {
                     noisy.f_clamp(0.0, 1.0)?
                 } else {
@@ -179,23 +192,44 @@ impl Corruption {
             }
             Self::SaltAndPepper { p } => {
                 // One uniform per element: u < p/2 is pepper (0), p/2 ≤ u < p is salt (1).
-                let u = x.f_rand_like()?;
+                let u = noise_like(x, batch_dim, Draw::Uniform)?;
                 let pepper = u.f_lt(p / 2.0)?;
                 let salt = u.f_lt(*p)?.f_logical_xor(&pepper)?;
                 Ok(x.f_masked_fill(&salt, 1.0)?.f_masked_fill(&pepper, 0.0)?)
             }
             Self::Masking { p } => {
-                let masked = x.f_rand_like()?.f_lt(*p)?;
+                let masked = noise_like(x, batch_dim, Draw::Uniform)?.f_lt(*p)?;
                 Ok(x.f_masked_fill(&masked, 0.0)?)
             }
             Self::Chain { steps } => {
                 let mut out = x.shallow_clone();
                 for step in steps {
-                    out = step.apply_valid(&out)?;
+                    out = step.apply_valid(&out, batch_dim)?;
                 }
                 Ok(out)
             }
         }
+    }
+}
+
+/// The two kinds of noise a corruption draws.
+enum Draw {
+    Normal,
+    Uniform,
+}
+
+/// Noise shaped like `x`, whose examples run along `batch_dim` ([`crate::noise`]).
+fn noise_like(x: &Tensor, batch_dim: usize, draw: Draw) -> Result<Tensor> {
+    let options = (x.kind(), x.device());
+    if x.dim() == 0 {
+        return Ok(match draw {
+            Draw::Normal => x.f_randn_like()?,
+            Draw::Uniform => x.f_rand_like()?,
+        });
+    }
+    match draw {
+        Draw::Normal => crate::noise::randn(&x.size(), batch_dim, options),
+        Draw::Uniform => crate::noise::rand(&x.size(), batch_dim, options),
     }
 }
 

@@ -60,14 +60,14 @@ impl DiagGaussian {
     /// A reparameterised sample `mean + std * eps`, `eps ~ N(0, I)`: gradients flow to the
     /// parameters.
     pub fn rsample(&self) -> Tensor {
-        &self.mean + self.std() * self.mean.randn_like()
+        &self.mean + self.std() * noise_of_shape(&self.mean.size(), &self.mean)
     }
 
     /// `k` reparameterised samples stacked along a new leading dimension: shape `[k, ...]`.
     pub fn rsample_n(&self, k: i64) -> Tensor {
         let mut shape = vec![k];
         shape.extend(self.mean.size());
-        let eps = Tensor::randn(&shape, (self.mean.kind(), self.mean.device()));
+        let eps = noise_of_shape(&shape, &self.mean);
         self.mean.unsqueeze(0) + self.std().unsqueeze(0) * eps
     }
 
@@ -124,6 +124,18 @@ impl DiagGaussian {
             log_var: self.log_var.to_device(device),
         }
     }
+}
+
+/// Standard normal noise of `shape` for a Gaussian whose parameters are shaped like `like`
+/// (`shape` = extra leading sample dimensions + `like`'s): the first dimension of `like` is the
+/// batch, so a data-parallel process draws its rows of the global batch ([`crate::noise`]).
+fn noise_of_shape(shape: &[i64], like: &Tensor) -> Tensor {
+    let options = (like.kind(), like.device());
+    if like.dim() == 0 {
+        return Tensor::randn(shape, options);
+    }
+    let batch_dim = shape.len() - like.dim();
+    crate::noise::randn(shape, batch_dim, options).unwrap_or_else(|_| Tensor::randn(shape, options))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! - [`Corruption`]: the corruption processes `C(x̃|x)` of denoising autoencoders and denoising
 //!   Markov chains (additive Gaussian, salt-and-pepper, masking, and chains of them), a
 //!   serde-configurable enum seeded through libtorch's generator;
+//! - [`noise`]: draws for one process's rows of a batch split across processes, equal to the
+//!   rows a single process draws for the whole batch;
 //! - [`Adam`]: PyTorch's Adam update with its moments kept as tensors, so a training loop can
 //!   checkpoint and restore them.
 //!
@@ -41,6 +43,7 @@ mod distributions;
 mod error;
 mod image_grid;
 mod likelihood;
+pub mod noise;
 mod optim;
 
 pub use collective::Collective;

@@ -399,7 +399,7 @@ impl Aae {
         labels: Option<&Tensor>,
     ) -> Result<Tensor> {
         let n = codes.size()[0];
-        let u = Tensor::f_rand([n, 1], (codes.kind(), codes.device()))?;
+        let u = genae_tensor::noise::rand(&[n, 1], 0, (codes.kind(), codes.device()))?;
         let fake = codes.detach();
         let between: Tensor = &fake + (prior_codes.detach() - &fake) * &u;
         let between = between.f_set_requires_grad(true)?;

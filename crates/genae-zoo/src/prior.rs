@@ -2,6 +2,7 @@
 
 use std::f64::consts::PI;
 
+use genae_tensor::noise;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -214,24 +215,27 @@ impl LatentPrior {
     }
 
     /// `n` independent draws `[n, latent_dim]` (libtorch's generator, so `tch::manual_seed`
-    /// makes them reproducible).
+    /// makes them reproducible; `n` counts a batch's rows, see [`genae_tensor::noise`]).
     pub fn sample(&self, n: i64, latent_dim: i64, device: Device) -> Result<Tensor> {
         self.validate(latent_dim)?;
         let opts = (Kind::Float, device);
         Ok(match *self {
-            Self::Gaussian => Tensor::randn([n, latent_dim], opts),
+            Self::Gaussian => noise::randn(&[n, latent_dim], 0, opts)?,
             Self::GaussianMixture { components, .. } => {
-                let labels = Tensor::randint(components, [n], (Kind::Int64, device));
+                let labels = noise::randint(components, &[n], 0, (Kind::Int64, device))?;
                 return self.sample_for_labels(&labels, latent_dim);
             }
             Self::Uniform { half_width } => {
-                (Tensor::rand([n, latent_dim], opts) * 2.0 - 1.0) * half_width
+                (noise::rand(&[n, latent_dim], 0, opts)? * 2.0 - 1.0) * half_width
             }
-            Self::SwissRoll { turns, noise } => {
-                let r = Tensor::rand([n], opts).sqrt();
+            Self::SwissRoll {
+                turns,
+                noise: spread,
+            } => {
+                let r = noise::rand(&[n], 0, opts)?.sqrt();
                 let angle = &r * (2.0 * PI * turns);
                 let xy = Tensor::stack(&[angle.cos() * &r, angle.sin() * &r], 1);
-                xy + Tensor::randn([n, 2], opts) * noise
+                xy + noise::randn(&[n, 2], 0, opts)? * spread
             }
         })
     }
@@ -276,7 +280,7 @@ impl LatentPrior {
         let means = Self::mixture_means(components, radius, latent_dim, device);
         let n = labels.size()[0];
         Ok(means.index_select(0, &labels)
-            + Tensor::randn([n, latent_dim], (Kind::Float, device)) * std)
+            + noise::randn(&[n, latent_dim], 0, (Kind::Float, device))? * std)
     }
 
     /// `log p(z)` per row of `z` `[n, d]`, `[n]`; an error for the swiss roll, which has no

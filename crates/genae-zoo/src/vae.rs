@@ -1,6 +1,6 @@
 //! The variational autoencoder.
 
-use genae_tensor::DiagGaussian;
+use genae_tensor::{noise, DiagGaussian};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::{
@@ -136,8 +136,9 @@ impl GenerativeAutoencoder for Vae {
     }
 
     fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
-        Ok(Tensor::f_randn(
-            [n, self.config.latent_dim],
+        Ok(noise::randn(
+            &[n, self.config.latent_dim],
+            0,
             (Kind::Float, device),
         )?)
     }

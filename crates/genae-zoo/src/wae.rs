@@ -10,7 +10,7 @@ use crate::{
     AaeEncoder, AaeEncoderKind, Decoder, GenerativeAutoencoder, GenerativeDecoder, LatentSpace,
     LatentVariableModel, Result, VaeConfig, ZooError,
 };
-use genae_tensor::DiagGaussian;
+use genae_tensor::{noise, DiagGaussian};
 
 /// An encoder, a decoder and the `N(0, I)` prior.
 ///
@@ -84,8 +84,9 @@ impl GenerativeAutoencoder for Wae {
     }
 
     fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
-        Ok(Tensor::f_randn(
-            [n, self.networks.latent_dim],
+        Ok(noise::randn(
+            &[n, self.networks.latent_dim],
+            0,
             (Kind::Float, device),
         )?)
     }

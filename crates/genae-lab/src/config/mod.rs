@@ -306,6 +306,31 @@ pub struct TrainSection {
     /// VAE: steps over which the KL weight rises linearly from 0 to `beta` (default 0: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl_warmup_steps: Option<u64>,
+    /// Data-parallel runs: how the processes draw their noise (default `global_batch`).
+    #[serde(skip_serializing_if = "ParallelNoise::is_default")]
+    pub parallel_noise: ParallelNoise,
+}
+
+/// How the processes of a data-parallel run draw their noise (reparameterisation, corruption,
+/// prior draws, dynamic binarisation): `train.parallel_noise`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParallelNoise {
+    /// Every process draws the noise of the whole global batch and keeps its rows, so the run
+    /// draws what one process with the global batch draws and, up to float rounding, ends
+    /// where it ends (for losses that are means over examples).
+    #[default]
+    GlobalBatch,
+    /// Every process draws for its own rows from a stream of its own, as PyTorch's DDP does:
+    /// the same statistics, fewer draws with many processes, but a different run.
+    PerRank,
+}
+
+impl ParallelNoise {
+    /// Whether this is the default (left out of written configs).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[eval]`. The `log_likelihood_*` keys are for kinds with an encoder density or a proposal
@@ -475,6 +500,7 @@ impl Default for TrainSection {
             beta: None,
             free_bits: None,
             kl_warmup_steps: None,
+            parallel_noise: ParallelNoise::default(),
         }
     }
 }

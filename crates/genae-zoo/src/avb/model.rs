@@ -1,6 +1,7 @@
 //! The amortised image model [`Avb`]: implicit encoder, decoder and discriminator under three
 //! paths, and its config [`AvbConfig`].
 
+use genae_tensor::noise;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -166,8 +167,9 @@ impl Avb {
     /// One code per example, `z = g(x, ε)` with fresh noise, differentiable.
     pub fn code(&self, x: &Tensor) -> Result<Tensor> {
         let flat = self.flat(x, "Avb::code")?;
-        let eps = Tensor::f_randn(
-            [flat.size()[0], self.config.noise_dim],
+        let eps = noise::randn(
+            &[flat.size()[0], self.config.noise_dim],
+            0,
             (flat.kind(), flat.device()),
         )?;
         self.encoder.forward(&flat, &eps)
@@ -179,7 +181,16 @@ impl Avb {
         let [n, dim] = [flat.size()[0], flat.size()[1]];
         tch::no_grad(|| {
             let repeated = flat.unsqueeze(0).expand([samples, n, dim], false);
-            let z = self.code(&repeated.reshape([samples * n, dim]))?;
+            // The examples run along dimension 1 of the noise (data-parallel noise).
+            let eps = noise::randn(
+                &[samples, n, self.config.noise_dim],
+                1,
+                (flat.kind(), flat.device()),
+            )?;
+            let z = self.encoder.forward(
+                &repeated.reshape([samples * n, dim]),
+                &eps.reshape([samples * n, self.config.noise_dim]),
+            )?;
             Ok(z.view([samples, n, -1]))
         })
     }
@@ -233,7 +244,7 @@ impl Avb {
     /// reference of adaptive contrast), labelled 0.
     pub fn discriminator_loss(&self, x: &Tensor, codes: &AvbCodes) -> Result<AvbDiscriminatorLoss> {
         let q = codes.contrast.detach();
-        let reference = q.f_randn_like()?;
+        let reference = noise::randn_like(&q)?;
         let t_q = self.discriminator_logit(x, &q)?;
         let t_p = self.discriminator_logit(x, &reference)?;
         Ok(adversarial_loss(&t_q, &t_p))
@@ -284,8 +295,9 @@ impl GenerativeAutoencoder for Avb {
     }
 
     fn sample_prior(&self, n: i64, device: Device) -> Result<Tensor> {
-        Ok(Tensor::f_randn(
-            [n, self.config.networks.latent_dim],
+        Ok(noise::randn(
+            &[n, self.config.networks.latent_dim],
+            0,
             (Kind::Float, device),
         )?)
     }
