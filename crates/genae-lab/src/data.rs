@@ -21,6 +21,21 @@ pub(crate) struct DeviceSplit {
     pub(crate) x: Tensor,
     pub(crate) labels: Tensor,
     pub(crate) n: i64,
+    /// For a data-parallel rank's part ([`DeviceSplit::shard`]): how its rows sit in the
+    /// evaluation batches of the whole split, so that its evaluation draws the noise one
+    /// process draws for them ([`crate::metrics::evaluation_means`]).
+    pub(crate) parts: Option<Vec<BatchPart>>,
+}
+
+/// A rank's part of one evaluation batch of the whole split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchPart {
+    /// Rows of this rank in the batch (may be 0).
+    pub(crate) len: i64,
+    /// Its first row within the batch.
+    pub(crate) start: i64,
+    /// Rows in the batch.
+    pub(crate) total: i64,
 }
 
 impl DeviceSplit {
@@ -31,22 +46,49 @@ impl DeviceSplit {
             x: tensor_from_u8_images(&set.pixels, &[n, d], device)?,
             labels: labels_tensor(&set.labels, device),
             n,
+            parts: None,
         })
     }
 
-    /// Rank `rank`'s contiguous part of `count` near-equal parts (data-parallel evaluation).
-    pub(crate) fn shard(&self, rank: usize, count: usize) -> Self {
+    /// A split of `x` and `labels` as they are (every row its own).
+    pub(crate) fn of(x: Tensor, labels: Tensor) -> Self {
+        let n = x.size()[0];
+        Self {
+            x,
+            labels,
+            n,
+            parts: None,
+        }
+    }
+
+    /// Rank `rank`'s part of `count` for a data-parallel evaluation in batches of
+    /// `batch_size`: of every batch of `total` rows of the whole split, the near-equal
+    /// contiguous slice `total·rank/count .. total·(rank+1)/count`. Together the parts cover
+    /// every row once.
+    pub(crate) fn shard(&self, rank: usize, count: usize, batch_size: i64) -> Self {
         let (r, c) = (rank as i64, count.max(1) as i64);
-        let (start, stop) = (self.n * r / c, self.n * (r + 1) / c);
+        let mut rows = Vec::new();
+        let mut parts = Vec::new();
+        for (start, total) in batch_ranges(self.n, batch_size) {
+            let (from, to) = (total * r / c, total * (r + 1) / c);
+            parts.push(BatchPart {
+                len: to - from,
+                start: from,
+                total,
+            });
+            rows.extend(start + from..start + to);
+        }
+        let index = Tensor::from_slice(&rows).to_device(self.x.device());
         let labels = if self.labels.size().first() == Some(&self.n) {
-            self.labels.narrow(0, start, stop - start)
+            self.labels.index_select(0, &index)
         } else {
             self.labels.shallow_clone()
         };
         Self {
-            x: self.x.narrow(0, start, stop - start),
+            x: self.x.index_select(0, &index),
             labels,
-            n: stop - start,
+            n: rows.len() as i64,
+            parts: Some(parts),
         }
     }
 
@@ -327,6 +369,35 @@ impl TrainingData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rank_parts_split_every_evaluation_batch_near_equally() {
+        let x = Tensor::arange(23, (Kind::Int64, Device::Cpu)).view([23, 1]);
+        let split = DeviceSplit::of(x, Tensor::arange(23, (Kind::Int64, Device::Cpu)));
+        let shards: Vec<DeviceSplit> = (0..3).map(|r| split.shard(r, 3, 10)).collect();
+        // Batches of 10, 10 and 3 rows: parts of 3/3/4 (10) and 1/1/1 (3).
+        let lens: Vec<Vec<i64>> = shards
+            .iter()
+            .map(|s| s.parts.as_ref().unwrap().iter().map(|p| p.len).collect())
+            .collect();
+        assert_eq!(lens, [vec![3, 3, 1], vec![3, 3, 1], vec![4, 4, 1]]);
+        // Taken batch by batch, rank after rank, the parts are the split in order.
+        let mut rows = Vec::new();
+        let mut next = [0i64; 3];
+        for b in 0..3 {
+            for (r, s) in shards.iter().enumerate() {
+                let part = s.parts.as_ref().unwrap()[b];
+                assert_eq!(part.start, rows.len() as i64 - 10 * b as i64);
+                for i in 0..part.len {
+                    rows.push(s.x.int64_value(&[next[r] + i, 0]));
+                }
+                next[r] += part.len;
+            }
+        }
+        assert_eq!(rows, (0..23).collect::<Vec<_>>());
+        assert_eq!(shards.iter().map(|s| s.n).sum::<i64>(), 23);
+        assert!(shards[2].labels.equal(&shards[2].x.view([-1])));
+    }
 
     #[test]
     fn batch_ranges_cover_every_row_once() {

@@ -89,9 +89,9 @@ pub use sweep::{
     array_index, run_sweep, summarize_sweep, Grid, SweepFile, ARRAY_INDEX_VAR, SUMMARY_COLUMNS,
     SWEEP_FILE,
 };
+pub use trained::evaluate::{AisSummary, EvaluateOptions, EvaluationRecord, FrechetSummary};
 pub use trained::ops::{
-    AisSummary, CovarianceKind, EvaluateOptions, EvaluationRecord, FrechetSummary,
-    InterpolateOptions, ReconstructionRecord, SampleOptions, Sampler, Samples,
+    CovarianceKind, InterpolateOptions, ReconstructionRecord, SampleOptions, Sampler, Samples,
 };
 pub use trained::{DataSource, SourceImages, TrainedRun};
 pub use trainer::{resume_experiment, run_experiment};

@@ -5,10 +5,12 @@
 //! `curves.png` and `report.html` by being named here, with no change to the trainer or the
 //! report.
 
+use genae_tensor::noise::{with_batch_rows, BatchRows};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
+use crate::data::DeviceSplit;
 use crate::error::LabError;
 
 /// One value of a [`Record`]: a number (kept as `f64` even when NaN or infinite, so the
@@ -261,6 +263,42 @@ pub(crate) fn split_means(
                 terms,
                 loss: Tensor::zeros([], (Kind::Float, x.device())),
                 examples: len,
+            });
+        }
+        Ok(sums.means())
+    })
+}
+
+/// [`split_means`] of an evaluation split. A data-parallel rank's part
+/// ([`DeviceSplit::shard`]) is evaluated in its parts of the whole split's batches, each with
+/// the noise one process draws for those rows ([`genae_tensor::noise::BatchRows::Range`]), so
+/// the means reduced over the ranks are the one-process means up to float rounding.
+pub(crate) fn evaluation_means(
+    split: &DeviceSplit,
+    batch_size: i64,
+    mut f: impl FnMut(&Tensor) -> Result<Vec<(&'static str, Tensor)>, LabError>,
+) -> Result<Record, LabError> {
+    let Some(parts) = &split.parts else {
+        return split_means(&split.x, batch_size, f);
+    };
+    let mut sums = RunningSums::new(split.x.device());
+    let mut row = 0;
+    tch::no_grad(|| {
+        for part in parts.iter().filter(|p| p.len > 0) {
+            let batch = split.x.narrow(0, row, part.len);
+            row += part.len;
+            let rows = BatchRows::Range {
+                start: part.start,
+                total: part.total,
+            };
+            let terms = with_batch_rows(rows, || f(&batch))?
+                .into_iter()
+                .map(|(name, t)| (name, t.detach().sum(Kind::Double)))
+                .collect();
+            sums.add(&StepTerms {
+                terms,
+                loss: Tensor::zeros([], (Kind::Float, split.x.device())),
+                examples: part.len,
             });
         }
         Ok(sums.means())

@@ -349,7 +349,7 @@ impl Loop<'_> {
         match &self.dp {
             None => model.evaluate(&on(split)),
             Some(dp) if model.evaluation_is_mean() => {
-                let shard = split.shard(dp.rank(), dp.world_size());
+                let shard = split.shard(dp.rank(), dp.world_size(), self.run.eval_batch());
                 let record = model.evaluate(&on(&shard))?;
                 dp.reduce_means(&record, shard.n)
             }
@@ -381,7 +381,7 @@ impl Loop<'_> {
             // single-process stream).
             let noise_scope = match f.train.parallel_noise {
                 ParallelNoise::GlobalBatch => (shard.count > 1).then(|| {
-                    BatchRowsScope::enter(BatchRows {
+                    BatchRowsScope::enter(BatchRows::Shard {
                         rank: shard.rank,
                         count: shard.count,
                     })
@@ -421,7 +421,7 @@ impl Loop<'_> {
                     );
                 }
             }
-            drop(noise_scope); // evaluation draws plainly
+            drop(noise_scope); // evaluation sets its own rows (metrics::evaluation_means)
             let mut train = sums.means(); // reads back: waits for the device
             if let Some(dp) = &self.dp {
                 train = dp.reduce_means(&train, seen)?;

@@ -330,10 +330,29 @@ fn two_ranks_equal_one_process_on_the_combined_batches() {
         let (alone, parallel) = alone_and_two_ranks(config, &dir.path().join(config), sets);
         let gap = largest_gap(&alone, &parallel);
         eprintln!("{config}: largest difference from one process {gap:.3e}");
+        // (The IWAE's importance weights amplify rounding most: 8e-5 seen, on an AMD EPYC.)
         assert!(
-            gap < 1e-4,
+            gap < 5e-4,
             "{config}: two ranks differ from one process by {gap}"
         );
+        // The sharded test evaluation draws one process's noise too: the same figures.
+        let (a, p) = (
+            summary(&alone)["test"].clone(),
+            summary(&parallel)["test"].clone(),
+        );
+        let figures = a.as_object().unwrap();
+        assert!(!figures.is_empty(), "{a}");
+        for (name, value) in figures {
+            let Some(x) = value.as_f64() else { continue };
+            let y = p[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{config}: no test.{name} in {p}"));
+            eprintln!("  test.{name}: one process {x:.6}, two ranks {y:.6}");
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{config}: test.{name} {x} alone, {y} on two ranks"
+            );
+        }
         if config == "regress-vae" {
             // Controls that differ as bugs would: each rank its own noise (as PyTorch's DDP
             // draws), and one process on half batches (no averaging).

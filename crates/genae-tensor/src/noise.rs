@@ -22,7 +22,7 @@
 //! // Two processes with two rows each draw the same rows, given the same seed.
 //! for rank in 0..2 {
 //!     tch::manual_seed(3);
-//!     let rows = noise::with_batch_rows(BatchRows { rank, count: 2 }, || {
+//!     let rows = noise::with_batch_rows(BatchRows::Shard { rank, count: 2 }, || {
 //!         noise::randn(&[2, 2], 0, opts)
 //!     })
 //!     .unwrap();
@@ -36,14 +36,26 @@ use tch::{Kind, Tensor};
 
 use crate::{Result, TensorError};
 
-/// Which slice of a global batch this process holds: `count` equal slices, this one number
-/// `rank` (like genae-data's `Shard`).
+/// Which rows of a global batch this process holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatchRows {
-    /// This process, from 0.
-    pub rank: usize,
-    /// The number of processes (at least 1).
-    pub count: usize,
+pub enum BatchRows {
+    /// Slice `rank` of `count` equal slices (like genae-data's `Shard`): a draw of `n` rows
+    /// is rows `rank·n ..` of a global draw of `count·n`.
+    Shard {
+        /// This process, from 0.
+        rank: usize,
+        /// The number of processes (at least 1).
+        count: usize,
+    },
+    /// The rows from `start` of a global batch of `total` rows (unequal slices, e.g. of an
+    /// evaluation batch that does not divide evenly): a draw of `n` rows is rows
+    /// `start .. start + n` of a global draw of `total`.
+    Range {
+        /// The first row of this process.
+        start: i64,
+        /// The rows of the global batch.
+        total: i64,
+    },
 }
 
 thread_local! {
@@ -83,9 +95,11 @@ impl Drop for BatchRowsScope {
     }
 }
 
-/// The batch rows in force on this thread, if any ([`with_batch_rows`]).
+/// The batch rows in force on this thread, if any ([`with_batch_rows`]; a shard of one
+/// process is none).
 pub fn batch_rows() -> Option<BatchRows> {
-    ROWS.with(Cell::get).filter(|r| r.count > 1)
+    ROWS.with(Cell::get)
+        .filter(|r| !matches!(r, BatchRows::Shard { count, .. } if *count <= 1))
 }
 
 /// Draws `shape` with `draw`, or, under [`with_batch_rows`], the global shape (dimension
@@ -101,14 +115,29 @@ fn draw_rows(
             detail: format!("batch dimension {batch_dim} of a shape {shape:?}"),
         });
     }
-    let Some(BatchRows { rank, count }) = batch_rows() else {
+    let Some(global_rows) = batch_rows() else {
         return Ok(draw(shape)?);
     };
     let rows = shape[batch_dim];
+    let (start, total) = match global_rows {
+        BatchRows::Shard { rank, count } => (rank as i64 * rows, count as i64 * rows),
+        BatchRows::Range { start, total } => (start, total),
+    };
+    if start < 0 || start + rows > total {
+        return Err(TensorError::Shape {
+            what: "noise draw",
+            detail: format!(
+                "{rows} rows from row {start} of a global batch of {total} (shape {shape:?})"
+            ),
+        });
+    }
+    if rows == total {
+        return Ok(draw(shape)?);
+    }
     let mut global = shape.to_vec();
-    global[batch_dim] = rows * count as i64;
+    global[batch_dim] = total;
     let all = draw(&global)?;
-    let mine = all.f_narrow(batch_dim as i64, rank as i64 * rows, rows)?;
+    let mine = all.f_narrow(batch_dim as i64, start, rows)?;
     Ok(if batch_dim == 0 {
         mine
     } else {
@@ -180,7 +209,7 @@ mod tests {
             let mut parts: Vec<Vec<Tensor>> = Vec::new();
             for rank in 0..count {
                 tch::manual_seed(11);
-                parts.push(with_batch_rows(BatchRows { rank, count }, || {
+                parts.push(with_batch_rows(BatchRows::Shard { rank, count }, || {
                     sequence(rows)
                 }));
             }
@@ -197,12 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn unequal_ranges_draw_their_rows_of_the_global_batch() {
+        let _lock = crate::torch_rng_lock();
+        tch::manual_seed(2);
+        let whole = randn(&[7, 3], 0, OPTS).unwrap();
+        let mut pieces = Vec::new();
+        for (start, len) in [(0, 3), (3, 2), (5, 2)] {
+            tch::manual_seed(2);
+            pieces.push(with_batch_rows(
+                BatchRows::Range { start, total: 7 },
+                || randn(&[len, 3], 0, OPTS).unwrap(),
+            ));
+        }
+        assert!(Tensor::cat(&pieces, 0).equal(&whole));
+        let err = with_batch_rows(BatchRows::Range { start: 6, total: 7 }, || {
+            randn(&[2, 3], 0, OPTS).unwrap_err().to_string()
+        });
+        assert!(
+            err.contains("2 rows from row 6 of a global batch of 7"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn one_process_draws_plainly_and_bad_dimensions_are_errors() {
         let _lock = crate::torch_rng_lock();
         tch::manual_seed(4);
         let plain = Tensor::randn([5, 2], OPTS);
         tch::manual_seed(4);
-        let one = with_batch_rows(BatchRows { rank: 0, count: 1 }, || {
+        let one = with_batch_rows(BatchRows::Shard { rank: 0, count: 1 }, || {
             randn(&[5, 2], 0, OPTS).unwrap()
         });
         assert!(one.equal(&plain));

@@ -378,3 +378,14 @@ impl GenerativeDecoder for Decoder {
         self.mean(z)
     }
 }
+
+/// The mean binary cross-entropy of `logits` against a constant label `target` (a
+/// discriminator's loss on all-real or all-fake inputs).
+pub(crate) fn bce_with_logits(logits: &Tensor, target: f64) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(
+        &logits.full_like(target),
+        None,
+        None,
+        tch::Reduction::Mean,
+    )
+}

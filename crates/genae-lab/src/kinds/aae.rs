@@ -13,7 +13,7 @@ use super::{
 use crate::config::{AaeSection, ConfigError, NetworkSpec};
 use crate::error::LabError;
 use crate::eval::prior::{prior_fit_points, prior_mmd, PriorMmd};
-use crate::metrics::{split_means, Record, StepTerms};
+use crate::metrics::{evaluation_means, Record, StepTerms};
 use crate::Adam;
 
 /// `summary.json`'s `aae` section: how close the codes came to the prior.
@@ -192,7 +192,7 @@ impl Trainable for AaeKind {
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
         let d = run.input_dim() as f64;
-        split_means(&split.x, run.eval_batch(), |x| {
+        evaluation_means(split, run.eval_batch(), |x| {
             let code = self.aae.code_mean(x)?;
             let log_lik = self.aae.reconstruction_log_likelihood(x, &code)?;
             let x_hat = self.aae.decode_mean(&code)?;

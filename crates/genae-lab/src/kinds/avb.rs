@@ -21,7 +21,7 @@ use super::{
 use crate::config::{AvbSection, LikelihoodEval, NetworkSpec};
 use crate::error::LabError;
 use crate::eval::likelihood::{exact_evaluation, proposal_log_likelihood};
-use crate::metrics::{split_means, Record, StepTerms};
+use crate::metrics::{evaluation_means, Record, StepTerms};
 
 /// `summary.json`'s `avb` section.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -222,7 +222,7 @@ impl Trainable for AvbKind {
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
-        split_means(&split.x, run.eval_batch(), |x| {
+        evaluation_means(split, run.eval_batch(), |x| {
             let out = self.avb.primal(x, &self.avb.draw_codes(x)?)?;
             Ok(vec![
                 ("elbo", out.elbo),

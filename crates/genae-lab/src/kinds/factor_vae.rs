@@ -18,7 +18,7 @@ use crate::checkpoint::StoreFile;
 use crate::config::{FactorVaeSection, LikelihoodEval, NetworkSpec};
 use crate::error::LabError;
 use crate::eval::likelihood::encoder_log_likelihood;
-use crate::metrics::{split_means, Record, StepTerms};
+use crate::metrics::{evaluation_means, Record, StepTerms};
 use crate::Adam;
 
 /// The VAE and the discriminator, their stores and optimisers.
@@ -136,7 +136,7 @@ impl Trainable for FactorVaeKind {
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
-        split_means(&split.x, run.eval_batch(), |x| {
+        evaluation_means(split, run.eval_batch(), |x| {
             let terms = elbo(&self.vae, x)?;
             let q = self.vae.encoder.encode(x)?;
             let tc = density_ratio_total_correlation(&self.logits(&q.sample()))?;

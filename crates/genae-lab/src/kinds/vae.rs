@@ -11,7 +11,7 @@ use crate::config::{LikelihoodEval, NetworkSpec};
 use crate::data::mean_over_batches;
 use crate::error::LabError;
 use crate::eval::likelihood::{encoder_log_likelihood, exact_evaluation};
-use crate::metrics::{split_means, Record, StepTerms};
+use crate::metrics::{evaluation_means, Record, StepTerms};
 use crate::Adam;
 
 /// The VAE, its store and its optimiser.
@@ -119,7 +119,7 @@ impl Trainable for VaeKind {
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
-        split_means(&split.x, run.eval_batch(), |x| {
+        evaluation_means(split, run.eval_batch(), |x| {
             let terms = elbo(&self.vae, x)?;
             Ok(vec![
                 ("elbo", terms.elbo),

@@ -13,7 +13,7 @@ use crate::config::{LikelihoodEval, NetworkSpec, WaeKernel, WaeSection};
 use crate::error::LabError;
 use crate::eval::likelihood::encoder_log_likelihood;
 use crate::eval::prior::{prior_fit_points, prior_mmd, PriorMmd};
-use crate::metrics::{split_means, Record, StepTerms};
+use crate::metrics::{evaluation_means, Record, StepTerms};
 use crate::Adam;
 
 /// `summary.json`'s `wae` section.
@@ -106,7 +106,7 @@ impl Trainable for WaeKind {
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
         let (split, run) = (on.split, on.run);
         let d = run.input_dim() as f64;
-        split_means(&split.x, run.eval_batch(), |x| {
+        evaluation_means(split, run.eval_batch(), |x| {
             let (log_lik, mmd) = self.terms(x)?;
             let x_hat = self.wae.decode_mean(&self.wae.encode_mean(x)?)?;
             let mse = (x_hat - x).square().sum_dim_intlist(1, false, Kind::Double) / d;

@@ -2,7 +2,8 @@
 //! the model kind it describes and loads its weights (`model.safetensors`, and
 //! `prior.safetensors` for a VQ-VAE; a run that never finished is opened from its
 //! `checkpoint.safetensors`). The `genae sample / embed / reconstruct / evaluate /
-//! interpolate` commands are methods of it ([`crate::trained::ops`]); each writes into its own
+//! interpolate` commands are methods of it ([`crate::trained::ops`], `evaluate` in
+//! [`crate::trained::evaluate`]); each writes into its own
 //! subfolder of the run and never touches the training files.
 //!
 //! ```no_run
@@ -15,6 +16,7 @@
 //! assert_eq!(samples.images.size()[0], 64);
 //! ```
 
+pub(crate) mod evaluate;
 pub(crate) mod ops;
 
 use std::path::{Path, PathBuf};

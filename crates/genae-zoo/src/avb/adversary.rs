@@ -5,6 +5,7 @@
 use genae_tensor::{DiagGaussian, LOG_2PI};
 use tch::{nn, nn::Module, Kind, Tensor};
 
+use crate::networks::bce_with_logits;
 use crate::{Activation, Mlp, Result};
 
 /// The smallest standard deviation adaptive contrast divides by.
@@ -100,15 +101,6 @@ pub struct AvbPrimal {
 pub(super) fn discriminator_net(path: &nn::Path, input_dim: i64, hidden: &[i64]) -> Result<Mlp> {
     let widths: Vec<i64> = hidden.iter().copied().chain([1]).collect();
     Mlp::new(path, input_dim, &widths, Activation::LeakyRelu, false)
-}
-
-fn bce_with_logits(logits: &Tensor, target: f64) -> Tensor {
-    logits.binary_cross_entropy_with_logits::<Tensor>(
-        &logits.full_like(target),
-        None,
-        None,
-        tch::Reduction::Mean,
-    )
 }
 
 /// `log N(z; 0, I)` per row, `[N]`.
