@@ -1,6 +1,6 @@
 //! The denoising variational lower bound `L_dvae` (Im, Ahn, Memisevic & Bengio, 2017).
 
-use genae_tensor::{Corruption, TensorError};
+use genae_tensor::{Corruption, DiagGaussian, TensorError};
 use genae_zoo::LatentVariableModel;
 use tch::{Kind, Tensor};
 
@@ -66,9 +66,9 @@ pub fn dvae<M: LatentVariableModel + ?Sized>(
         .f_view([copies, n])?
         .f_mean_dim(0, false, None::<Kind>)?;
     let per_copy = if samples == 1 {
-        model.log_likelihood(&clean, &posterior.rsample())?
+        model.log_likelihood(&clean, &codes(&posterior, 1, copies, n)?)?
     } else {
-        let z = posterior.rsample_n(samples).f_flatten(0, 1)?; // [K·M·N, d]
+        let z = codes(&posterior, samples, copies, n)?; // [K·M·N, d]
         let xs = clean.f_repeat(repeat_leading(samples, clean.dim()))?; // sample-major like z
         model
             .log_likelihood(&xs, &z)?
@@ -83,6 +83,24 @@ pub fn dvae<M: LatentVariableModel + ?Sized>(
         reconstruction,
         kl,
     })
+}
+
+/// `k` reparameterised codes of the copy-major `[M·N, d]` posterior, `[k·M·N, d]`
+/// (sample-major), their noise drawn as `[k, M, N, d]` with the examples along dimension 2, so
+/// a data-parallel process draws its examples' part of the global batch's noise
+/// (`genae_tensor::noise`). One process draws exactly what `rsample`/`rsample_n` draw.
+fn codes(posterior: &DiagGaussian, k: i64, copies: i64, n: i64) -> Result<Tensor> {
+    let mean = posterior.mean();
+    let mut grouped = vec![k, copies, n];
+    grouped.extend(&mean.size()[1..]);
+    let mut stacked = vec![k];
+    stacked.extend(mean.size());
+    let eps = genae_tensor::noise::randn(&grouped, 2, (mean.kind(), mean.device()))?
+        .f_reshape(stacked.as_slice())?;
+    let z = mean
+        .f_unsqueeze(0)?
+        .f_add(&posterior.std().f_unsqueeze(0)?.f_mul(&eps)?)?;
+    Ok(z.f_flatten(0, 1)?)
 }
 
 /// `L_dvae(x)` per example (`[N]`): the `elbo` field of [`dvae`], with `copies` (M) corrupted

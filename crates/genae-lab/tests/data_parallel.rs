@@ -319,15 +319,22 @@ fn alone_and_two_ranks(config: &str, dir: &Path, sets: &[&str]) -> (PathBuf, Pat
 #[test]
 fn two_ranks_equal_one_process_on_the_combined_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("regress-vae", &[]),
         ("regress-aae", &["aae.encoder=\"gaussian\""]),
         ("regress-dvae", &[]),
+        // Copy-major corrupted copies and sample-major codes: the examples along dimension 1
+        // of the corruption noise and 2 of the codes' noise.
+        (
+            "regress-dvae",
+            &["train.dvae_copies=2", "train.dvae_samples=3"],
+        ),
         ("regress-iwae", &[]),
         ("regress-avb", &[]),
     ];
-    for (config, sets) in cases {
-        let (alone, parallel) = alone_and_two_ranks(config, &dir.path().join(config), sets);
+    for (i, (config, sets)) in cases.into_iter().enumerate() {
+        let out = dir.path().join(format!("{i}-{config}"));
+        let (alone, parallel) = alone_and_two_ranks(config, &out, sets);
         let gap = largest_gap(&alone, &parallel);
         eprintln!("{config}: largest difference from one process {gap:.3e}");
         // (The IWAE's importance weights amplify rounding most: 8e-5 seen, on an AMD EPYC.)
