@@ -257,6 +257,14 @@ impl World {
 /// genae-tensor's [`Collective`](genae_tensor::Collective) over the world: give it to
 /// [`genae_tensor::Adam::set_collective`] and every step averages the gradients over the ranks.
 impl genae_tensor::Collective for World {
+    fn rank(&self) -> usize {
+        World::rank(self)
+    }
+
+    fn size(&self) -> usize {
+        self.world_size()
+    }
+
     fn sum(&self, tensors: &[Tensor]) -> std::result::Result<(), String> {
         self.allreduce_sum(tensors, "a sum")
             .map_err(|e| e.to_string())

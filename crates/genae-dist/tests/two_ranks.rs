@@ -140,6 +140,18 @@ fn rank_main() {
                 .broadcast(&[from_one.shallow_clone()], 1, "broadcast")
                 .unwrap();
             assert_eq!(Vec::<f32>::try_from(&from_one).unwrap(), vec![7.0, 1.0]);
+            // All-gather (genae-tensor's Collective, by a sum): rank order, then an error on
+            // both ranks when they hold different numbers of rows.
+            let rows = Tensor::from_slice(&[r as f32, r as f32 + 0.5]).reshape([1, 2]);
+            let all = Collective::all_gather(&world, &rows).unwrap();
+            assert_eq!(all.size(), [2, 2]);
+            assert_eq!(
+                Vec::<f32>::try_from(all.reshape([-1])).unwrap(),
+                vec![0.0, 0.5, 1.0, 1.5]
+            );
+            let uneven = Tensor::zeros([1 + env.rank as i64, 2], (Kind::Float, tch::Device::Cpu));
+            let err = Collective::all_gather(&world, &uneven).unwrap_err();
+            assert!(err.contains("different numbers of rows [1, 2]"), "{err}");
             world.barrier("the end").unwrap();
             println!("rank {} ok", env.rank);
         }

@@ -172,6 +172,14 @@ impl DataParallel {
 }
 
 impl Collective for DataParallel {
+    fn rank(&self) -> usize {
+        Collective::rank(&self.world)
+    }
+
+    fn size(&self) -> usize {
+        Collective::size(&self.world)
+    }
+
     fn sum(&self, tensors: &[Tensor]) -> Result<(), String> {
         self.world.sum(tensors)
     }

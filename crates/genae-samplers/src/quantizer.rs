@@ -277,12 +277,25 @@ impl VectorQuantizer {
     }
 
     /// Makes training data-parallel: the EMA statistics and code usage of each batch are summed
-    /// over the processes before the update, and the codebook is taken from rank 0 after a
-    /// k-means initialisation or a dead-code restart, so every process keeps the same codebook
-    /// (the gradients of a loss-trained codebook are averaged by the optimiser). Set once;
-    /// later calls are ignored.
+    /// over the processes before the update; the k-means initialisation and dead-code restarts
+    /// draw from every process's vectors ([`Collective::all_gather`], the restarts' draw made
+    /// for the whole batch on every process), and the codebook is then taken from rank 0, so
+    /// every process keeps the same codebook (the gradients of a loss-trained codebook are
+    /// averaged by the optimiser). With equal shards and the same generator state on every
+    /// process, the codebook follows the one a single process with the whole batches keeps.
+    /// Set once; later calls are ignored.
     pub fn set_collective(&self, collective: Arc<dyn Collective>) {
         let _ = self.collective.0.set(collective);
+    }
+
+    /// Every process's `rows` in rank order (data-parallel training), or `rows` itself.
+    fn gather_rows(&self, rows: &Tensor, why: &str) -> Result<Tensor> {
+        match self.collective.0.get() {
+            None => Ok(rows.shallow_clone()),
+            Some(c) => c
+                .all_gather(rows)
+                .map_err(collective_error(&format!("the vectors of {why}"))),
+        }
     }
 
     /// The codebook and its EMA statistics from rank 0 (data-parallel training only).
@@ -443,7 +456,9 @@ impl VectorQuantizer {
         let rows = self.layout_to_rows(z_e, &size)?;
         let rows_detached = rows.f_detach()?;
         if train && self.config.kmeans_init && !self.is_initialized() {
-            self.init_from_rows(&rows_detached, self.config.kmeans_iters)?;
+            // Data-parallel: on every process's vectors (the batch one process would hold).
+            let all_rows = self.gather_rows(&rows_detached, "the k-means initialisation")?;
+            self.init_from_rows(&all_rows, self.config.kmeans_iters)?;
             self.broadcast_codebook("the k-means initialisation of the codebook")?;
         }
         let k = self.config.num_codes;
@@ -534,23 +549,32 @@ impl VectorQuantizer {
         if threshold > 0 {
             let dead = unused.f_ge(threshold as i64)?;
             let dead_rows = dead.f_unsqueeze(1)?;
-            let m = rows.size()[0];
-            let candidates = rows.f_index_select(0, &random_rows(m, k, rows.device())?)?;
-            assign(
-                &self.codebook,
-                &candidates.f_where_self(&dead_rows, &self.codebook)?,
-            )?;
-            if let (Some(ema_count), Some(ema_sum)) = (&self.ema_count, &self.ema_sum) {
-                assign(ema_sum, &candidates.f_where_self(&dead_rows, ema_sum)?)?;
+            // The candidates are drawn among every process's vectors (the same draw on every
+            // process, the one a single process with the whole batch makes).
+            let processes = self.collective.0.get().map_or(1, |c| c.size() as i64);
+            let picks = random_rows(rows.size()[0] * processes, k, rows.device())?;
+            let restart = match self.collective.0.get() {
+                None => true,
+                // Only then are the vectors gathered (the usage, hence `dead`, is global).
+                Some(_) => dead.f_any()?.int64_value(&[]) != 0,
+            };
+            if restart {
+                let all_rows = self.gather_rows(rows, "a dead-code restart")?;
+                let candidates = all_rows.f_index_select(0, &picks)?;
                 assign(
-                    ema_count,
-                    &ema_count.f_ones_like()?.f_where_self(&dead, ema_count)?,
+                    &self.codebook,
+                    &candidates.f_where_self(&dead_rows, &self.codebook)?,
                 )?;
-            }
-            unused = zeros.f_where_self(&dead, &unused)?;
-            if self.collective.0.get().is_some() && dead.f_any()?.int64_value(&[]) != 0 {
+                if let (Some(ema_count), Some(ema_sum)) = (&self.ema_count, &self.ema_sum) {
+                    assign(ema_sum, &candidates.f_where_self(&dead_rows, ema_sum)?)?;
+                    assign(
+                        ema_count,
+                        &ema_count.f_ones_like()?.f_where_self(&dead, ema_count)?,
+                    )?;
+                }
                 self.broadcast_codebook("the dead-code restart of the codebook")?;
             }
+            unused = zeros.f_where_self(&dead, &unused)?;
         }
         assign(&self.steps_unused, &unused)
     }

@@ -97,8 +97,10 @@ pub(super) struct VqVaeKind {
     prior_adam: Adam,
     vq: VqSection,
     prior_section: PriorSection,
-    /// Code usage over the current epoch of phase 1.
+    /// Code usage over the current epoch of phase 1 (this process's batches).
     usage: Option<Tensor>,
+    /// The data-parallel job, if any: the epoch's usage is summed over its processes.
+    collective: Option<std::sync::Arc<dyn genae_tensor::Collective>>,
 }
 
 impl VqVaeKind {
@@ -133,6 +135,7 @@ impl VqVaeKind {
             vq: vq.clone(),
             prior_section: prior_section.clone(),
             usage: None,
+            collective: None,
         })
     }
 
@@ -252,6 +255,16 @@ impl Trainable for VqVaeKind {
     fn end_epoch(&mut self, phase: usize) -> Result<Record, LabError> {
         match (phase, self.usage.take()) {
             (VQVAE, Some(usage)) => {
+                // Every process's batches: the usage one process with the global batch counts.
+                let usage = usage.to_kind(Kind::Double);
+                if let Some(c) = &self.collective {
+                    c.sum(&[usage.shallow_clone()]).map_err(|reason| {
+                        genae_tensor::TensorError::Collective {
+                            what: "the code usage of the epoch".into(),
+                            reason,
+                        }
+                    })?;
+                }
                 let (perplexity, used) = perplexity_and_used(&usage)?;
                 Ok(Record::new()
                     .with("perplexity", perplexity)
@@ -267,6 +280,7 @@ impl Trainable for VqVaeKind {
 
     fn data_parallel(&mut self, collective: &std::sync::Arc<dyn genae_tensor::Collective>) {
         self.model.quantizer.set_collective(collective.clone());
+        self.collective = Some(collective.clone());
     }
 
     fn evaluate(&self, on: &Evaluation) -> Result<Record, LabError> {
