@@ -40,7 +40,7 @@ use std::time::Duration;
 
 pub use group::{GlooDevice, ProcessGroup};
 pub use launch::{LaunchEnv, StoreRole, DEFAULT_MASTER_PORT};
-pub use world::{World, WorldOptions, DEFAULT_TIMEOUT};
+pub use world::{World, WorldOptions, DEBUG_ENV_VAR, DEFAULT_TIMEOUT};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,15 @@ pub enum DistError {
         lost: String,
         /// The underlying failure.
         reason: String,
+    },
+    /// With [`WorldOptions::check_shapes`]: the ranks called a collective with tensors of
+    /// different shapes or kinds (which Gloo would otherwise abort the process on).
+    #[error("{operation}: the ranks' tensors differ ({detail})")]
+    Mismatch {
+        /// What was being done.
+        operation: String,
+        /// Which ranks differ, and this rank's shapes.
+        detail: String,
     },
     /// A launch variable is missing or malformed.
     #[error("launch variable {var}: {reason}")]

@@ -24,9 +24,17 @@ pub struct WorldOptions {
     /// Where Gloo listens; `None`: `GLOO_SOCKET_IFNAME` if set, 127.0.0.1 when `MASTER_ADDR`
     /// is a loopback address, else Gloo's default.
     pub gloo_device: Option<GlooDevice>,
+    /// Before every collective, compare the shapes and kinds of every rank's tensors (one
+    /// small extra allreduce each), so that a mismatch is an error naming the ranks
+    /// ([`DistError::Mismatch`]) instead of a Gloo abort or a hang; the `GENAE_DIST_DEBUG=1`
+    /// of [`WorldOptions::default`] (like PyTorch's `TORCH_DISTRIBUTED_DEBUG=DETAIL`).
+    pub check_shapes: bool,
     /// How often each rank tells the store it is alive.
     pub heartbeat: Duration,
 }
+
+/// The environment variable that turns [`WorldOptions::check_shapes`] on by default (`1`).
+pub const DEBUG_ENV_VAR: &str = "GENAE_DIST_DEBUG";
 
 impl Default for WorldOptions {
     fn default() -> Self {
@@ -34,6 +42,7 @@ impl Default for WorldOptions {
             timeout: DEFAULT_TIMEOUT,
             nccl: false,
             gloo_device: None,
+            check_shapes: std::env::var(DEBUG_ENV_VAR).is_ok_and(|v| v == "1"),
             heartbeat: Duration::from_secs(1),
         }
     }
@@ -47,6 +56,7 @@ pub struct World {
     env: LaunchEnv,
     store: Store,
     heartbeat: Duration,
+    check_shapes: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -140,6 +150,7 @@ impl World {
             env: env.clone(),
             store,
             heartbeat: options.heartbeat,
+            check_shapes: options.check_shapes,
             stop,
         })
     }
@@ -176,17 +187,67 @@ impl World {
 
     /// Sums `tensors` over the ranks in place; `what` names them in errors.
     pub fn allreduce_sum(&self, tensors: &[Tensor], what: &str) -> Result<()> {
+        self.same_shapes(tensors, what)?;
         self.checked(what, || self.group.allreduce_sum(tensors))
     }
 
     /// Replaces `tensors` by their means over the ranks; `what` names them in errors.
     pub fn allreduce_mean(&self, tensors: &[Tensor], what: &str) -> Result<()> {
+        self.same_shapes(tensors, what)?;
         self.checked(what, || self.group.allreduce_mean(tensors))
     }
 
     /// Overwrites `tensors` with rank `root`'s; `what` names them in errors.
     pub fn broadcast(&self, tensors: &[Tensor], root: usize, what: &str) -> Result<()> {
+        self.same_shapes(tensors, what)?;
         self.checked(what, || self.group.broadcast(tensors, root))
+    }
+
+    /// With `check_shapes`: every rank's fingerprint of the kinds and shapes of `tensors` in
+    /// its own slot of a `[world_size]` sum (the same size everywhere), then compared.
+    fn same_shapes(&self, tensors: &[Tensor], what: &str) -> Result<()> {
+        if !self.check_shapes {
+            return Ok(());
+        }
+        let described: Vec<String> = tensors
+            .iter()
+            .map(|t| format!("{:?}{:?}", t.kind(), t.size()))
+            .collect();
+        let mine = fingerprint(&described.join(","));
+        let device = tensors.first().map_or(tch::Device::Cpu, Tensor::device);
+        let tensor_error = |source| DistError::Tensor {
+            operation: format!("checking the shapes of {what}"),
+            source,
+        };
+        let n = self.env.world_size as i64;
+        let all = Tensor::f_zeros([n], (tch::Kind::Int64, device)).map_err(tensor_error)?;
+        let _ = all
+            .f_narrow(0, self.env.rank as i64, 1)
+            .and_then(|mut slot| slot.f_fill_(mine))
+            .map_err(tensor_error)?;
+        let operation = format!("checking the shapes of {what}");
+        self.checked(&operation, || {
+            self.group.allreduce_sum(&[all.shallow_clone()])
+        })?;
+        let all: Vec<i64> =
+            Vec::try_from(&all.f_to_device(tch::Device::Cpu).map_err(tensor_error)?)
+                .map_err(tensor_error)?;
+        let differ: Vec<String> = (0..all.len())
+            .filter(|&r| all[r] != mine)
+            .map(|r| r.to_string())
+            .collect();
+        if differ.is_empty() {
+            return Ok(());
+        }
+        Err(DistError::Mismatch {
+            operation: format!("rank {}: {what}", self.env.rank),
+            detail: format!(
+                "rank{} {} differ from this rank's [{}]",
+                if differ.len() > 1 { "s" } else { "" },
+                differ.join(", "),
+                described.join(", ")
+            ),
+        })
     }
 
     /// Waits for every rank; `what` says where, in errors.
@@ -252,6 +313,15 @@ impl World {
             ),
         }
     }
+}
+
+/// A 62-bit FNV-1a hash of `text` (positive, so that sums of one slot stay exact).
+fn fingerprint(text: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 2) as i64
 }
 
 /// genae-tensor's [`Collective`](genae_tensor::Collective) over the world: give it to

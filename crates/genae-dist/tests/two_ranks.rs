@@ -155,6 +155,31 @@ fn rank_main() {
             world.barrier("the end").unwrap();
             println!("rank {} ok", env.rank);
         }
+        "mismatch" => {
+            let options = WorldOptions {
+                check_shapes: true,
+                ..options(30)
+            };
+            let world = World::init(&env, &options).unwrap();
+            // Rank 0 sums 1 float, rank 1 sums 2: an error on both, naming the other rank,
+            // instead of Gloo aborting the process; the group stays usable.
+            let uneven = Tensor::zeros([1 + env.rank as i64], (Kind::Float, tch::Device::Cpu));
+            let err = world.allreduce_sum(&[uneven], "the gradients").unwrap_err();
+            let other = 1 - env.rank;
+            let expected = format!(
+                "rank {other} differ from this rank's [Float[{}]]",
+                1 + env.rank
+            );
+            assert!(matches!(err, DistError::Mismatch { .. }), "{err:?}");
+            assert!(err.to_string().contains(&expected), "{err}");
+            assert!(err.to_string().contains("the gradients"), "{err}");
+            let even = Tensor::ones([3], (Kind::Float, tch::Device::Cpu));
+            world
+                .allreduce_sum(&[even.shallow_clone()], "even")
+                .unwrap();
+            assert_eq!(even.double_value(&[0]), 2.0);
+            println!("rank {} ok", env.rank);
+        }
         "wait_then_reduce" => {
             let world = World::init(&env, &options(20)).unwrap();
             world.barrier("start").unwrap();
@@ -189,6 +214,18 @@ fn two_ranks_reduce_and_broadcast() {
     let ranks: Vec<Child> = (0..2)
         .map(|r| spawn_rank("collectives", r, 2, port))
         .collect();
+    for (r, child) in ranks.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let text = text(&out);
+        assert!(out.status.success(), "rank {r}: {text}");
+        assert!(text.contains(&format!("rank {r} ok")), "rank {r}: {text}");
+    }
+}
+
+#[test]
+fn with_shape_checks_a_mismatch_is_an_error_on_every_rank() {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2).map(|r| spawn_rank("mismatch", r, 2, port)).collect();
     for (r, child) in ranks.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
         let text = text(&out);
