@@ -1,5 +1,5 @@
-//! `cargo xtask test`: setup, then formatting, clippy and the whole test suite, stopping at the
-//! first step that fails.
+//! `cargo xtask test`: setup, then formatting, clippy, the API docs (warnings are errors) and
+//! the whole test suite, stopping at the first step that fails.
 
 use anyhow::{Context, Result};
 
@@ -19,6 +19,7 @@ const STEPS: &[(&str, &[&str])] = &[
             "warnings",
         ],
     ),
+    ("docs", &["doc", "--workspace", "--no-deps"]),
     ("tests", &["test", "--workspace"]),
 ];
 
@@ -34,9 +35,13 @@ pub fn run() -> Result<()> {
         cmd.args(*args);
         // Setup installed Fashion-MNIST: the tests that read it must not skip.
         cmd.env("GENAE_REQUIRE_FASHION_MNIST", "1");
+        if *name == "docs" {
+            // Broken intra-doc links and stray HTML in doc comments fail this step.
+            cmd.env("RUSTDOCFLAGS", "-D warnings");
+        }
         process::run(&mut cmd)
             .with_context(|| format!("`cargo xtask test`: step {n}/{total} ({name}) failed"))?;
     }
-    println!("all {total} steps passed: setup, formatting, clippy, tests");
+    println!("all {total} steps passed: setup, formatting, clippy, docs, tests");
     Ok(())
 }

@@ -367,7 +367,7 @@ fn check_size(bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// "on <UTC date> from commit <hash>" for the script's header.
+/// "on `<UTC date>` from commit `<hash>`" for the script's header.
 fn made_stamp() -> String {
     let commit = Command::new("git")
         .current_dir(crate::root())

@@ -6,7 +6,8 @@
 //! - `setup`: libtorch 2.11.0 (pip torch in `.genae/venv`, or your `LIBTORCH`) linked as
 //!   `.genae/libtorch`, and Fashion-MNIST; idempotent and fast once done.
 //! - `doctor`: what torch, Python, the data and tch see.
-//! - `test`: setup, `cargo fmt --check`, clippy with `-D warnings`, `cargo test --workspace`.
+//! - `test`: setup, `cargo fmt --check`, clippy with `-D warnings`, `cargo doc` (warnings are
+//!   errors), `cargo test --workspace`.
 //! - `experiment [CONFIG] [--set key=value]...`: setup, build and run `genae train`.
 //! - `regress [--bless]`: short fixed-seed runs, one per model family, checked against the
 //!   baselines in `tests/baselines/`.
@@ -57,7 +58,8 @@ enum Task {
     Setup,
     /// Report torch/CUDA as Python and as tch (the `genae doctor` binary) see them.
     Doctor,
-    /// Setup, then `cargo fmt --check`, clippy (-D warnings) and `cargo test --workspace`.
+    /// Setup, then `cargo fmt --check`, clippy (-D warnings), `cargo doc` (-D warnings) and
+    /// `cargo test --workspace`.
     Test,
     /// Setup, build `genae` (release) and run `genae train <config>` from the workspace root.
     Experiment {
@@ -71,7 +73,7 @@ enum Task {
     /// Setup, build `genae`, then train the same model with genae and with PyTorch and compare.
     ///
     /// Per seed: test ELBO, L_k, train examples/s, L_k seconds and peak memory of both, the
-    /// ratios against the targets; the table is also written to runs/compare-vae-<UTC>.md.
+    /// ratios against the targets; the table is also written to `runs/compare-vae-<UTC>.md`.
     Compare(compare::Args),
     /// Setup, build `genae`, run the short fixed-seed regression suite and compare its numbers
     /// with the baselines in tests/baselines/ (non-zero exit on a regression).
@@ -146,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// "N CPUs, <model name>" from the standard library and `/proc/cpuinfo`.
+/// "N CPUs, `<model name>`" from the standard library and `/proc/cpuinfo`.
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -225,7 +225,7 @@ impl Iterator for BatchIter {
 /// Batches needed ahead of the consumer.
 const PREFETCH_DEPTH: usize = 2;
 
-/// [`BatchIter`] run on a background thread, [`PREFETCH_DEPTH`] batches ahead: iterate it like
+/// [`BatchIter`] run on a background thread, two batches ahead: iterate it like
 /// the plain iterator. Dropping it stops the thread.
 pub struct Prefetcher {
     receiver: Option<Receiver<Batch>>,

@@ -7,18 +7,21 @@
 //! - rank 0's parameters, optimiser state and progress (after a resume, the checkpoint's) are
 //!   broadcast to every rank before the first step;
 //! - each rank trains on its [`Shard`] of every global batch (the batch size is per process:
-//!   the global batch is `WORLD_SIZE × train.batch_size`), with its own noise stream;
+//!   the global batch is `WORLD_SIZE × train.batch_size`), drawing its rows of the global
+//!   batch's noise (`train.parallel_noise = "global_batch"`, [`genae_tensor::noise`]) or a
+//!   noise stream of its own (`"per_rank"`, [`rank_seed`]);
 //! - every optimiser (every player of AAE/AVB/FactorVAE) averages the gradients over the
-//!   ranks before its step; the VQ-VAE's EMA statistics, k-means initialisation and dead-code
-//!   restarts are synchronised;
-//! - evaluation is sharded and reduced (kinds whose figures are means over examples), else
-//!   done on rank 0;
+//!   ranks before its step; the VQ-VAE's EMA statistics and code usage are summed, its k-means
+//!   initialisation and dead-code restarts draw from every rank's vectors;
+//! - evaluation is sharded (each rank its slice of every evaluation batch, with that batch's
+//!   noise) and reduced (kinds whose figures are means over examples), else done on rank 0;
 //! - only rank 0 writes the run directory; the other ranks keep a scratch folder that is
 //!   removed at the end, and stop after the last epoch.
 //!
 //! Settings from the environment: `GENAE_DIST_TIMEOUT_S` (default 600), `GENAE_DIST_BACKEND`
 //! (`gloo` or `nccl`; default NCCL on CUDA, Gloo on the CPU), `GENAE_DIST_FORCE=1` (form a
-//! group of one, to test the path with a single process).
+//! group of one, to test the path with a single process), `GENAE_DIST_DEBUG=1` (check the
+//! shapes of every collective's tensors across the ranks).
 
 use std::sync::Arc;
 use std::time::Duration;

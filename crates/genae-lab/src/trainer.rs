@@ -46,7 +46,8 @@ use crate::summary::{peak_rss_mb, write_summary, PhaseSummary, RunSummary, Train
 /// `run_dir` says where everything went.
 ///
 /// Launched data-parallel (`WORLD_SIZE > 1`: torchrun, srun, `cargo xtask launch`), every rank
-/// calls it; see [`crate::parallel`] for what each rank does. Only rank 0 writes the run.
+/// calls it and trains as PyTorch's DDP does (README, "Data-parallel training"). Only rank 0
+/// writes the run.
 pub fn run_experiment(config: &ValidConfig) -> Result<RunSummary, LabError> {
     let launch = DataParallel::launch_env()?;
     if let Some(rank) = follower(launch.as_ref()) {

@@ -164,7 +164,7 @@ impl GatedLayer {
     }
 }
 
-/// A gated PixelCNN over `[N, H, W]` grids of codes in `0..K` (see the [module docs](self)).
+/// A gated PixelCNN over `[N, H, W]` grids of codes in `0..K` (see the module docs).
 ///
 /// ```
 /// use genae_zoo::{GatedPixelCnn, PixelCnnConfig};

@@ -148,7 +148,7 @@ fn check_images(x: &Tensor, shape: [i64; 3], what: &'static str) -> Result<Tenso
 }
 
 /// The VQ-VAE encoder: images ↦ a grid `[N, d, H/2ˢ, W/2ˢ]` of continuous vectors `z_e`
-/// (see the [module docs](self) for its layers, named `down{i}`, `conv`, `res{j}`, `out`).
+/// (see the module docs for its layers, named `down{i}`, `conv`, `res{j}`, `out`).
 ///
 /// ```
 /// use genae_zoo::{VqEncoder, VqNetConfig};

@@ -34,7 +34,7 @@ pub struct EightSchools {
 }
 
 impl EightSchools {
-    /// The paper's rescaled data ([`EIGHT_SCHOOLS_Y`], [`EIGHT_SCHOOLS_SIGMA`]).
+    /// The paper's rescaled data (`EIGHT_SCHOOLS_Y`, `EIGHT_SCHOOLS_SIGMA`).
     pub fn rescaled() -> Self {
         Self {
             y: EIGHT_SCHOOLS_Y.to_vec(),

@@ -239,10 +239,8 @@ impl TrainedRun {
         Ok(out.path().to_path_buf())
     }
 
-    /// The embedding of `source`: the kind's named arrays ([`Trainable::embed`]: `mean`, and
-    /// `log_var` or `codes` where it has them) and `labels`.
-    ///
-    /// [`Trainable::embed`]: crate::kinds::Trainable
+    /// The embedding of `source`: the kind's named arrays (`mean`, and `log_var` or `codes`
+    /// where it has them) and `labels`.
     pub fn embed(&self, source: &DataSource) -> Result<Vec<(String, Tensor)>, LabError> {
         let images = self.images(source)?;
         let mut parts: Vec<Vec<(&'static str, Tensor)>> = Vec::new();
