@@ -98,6 +98,7 @@ mod ais;
 mod config;
 mod error;
 mod hmc;
+mod kmeans;
 mod markov_chain;
 mod quantizer;
 mod vqvae;
